@@ -1,0 +1,19 @@
+"""Who is calling. Built only from a verified token, never from arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestration.ids import AccountId
+
+ADMIN_ROLE = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: AccountId
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles

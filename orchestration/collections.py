@@ -1,0 +1,281 @@
+"""Collections: an artist's configuration for a set of pieces. Owner-scoped in every filter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from auth.principal import Principal
+from orchestration import clock
+from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
+from orchestration.ids import AccountId, new_id, parse_entity_id
+from orchestration.pagination import Page, after_filter, check_first, encode_cursor
+from orchestration.template import Json, validate_template
+from orchestration.tools import TOOLS
+from orchestration.traits import TraitTree, tree_from_doc, tree_to_doc, validate_tree
+
+MAX_COLLECTION_NAME = 100
+MAX_DESCRIPTION = 2000
+MAX_TOTAL_SUPPLY = 100_000
+UPDATE_RETRIES = 5
+ID_PREFIX = "col"
+SPELL_PREFIX = "spl"
+
+type Document = dict[str, Any]
+
+
+class GeneratorKind(StrEnum):
+    TOOL = "tool"
+    SPELL = "spell"
+
+
+@dataclass(frozen=True)
+class Generator:
+    kind: GeneratorKind
+    id: str
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What an artist defines; every field is validated together by ``validate_spec``."""
+
+    name: str
+    description: str
+    total_supply: int
+    generator: Generator
+    trait_tree: TraitTree
+    template: Json
+
+
+@dataclass(frozen=True)
+class CollectionPatch:
+    """A partial update: ``None`` leaves a field as it is."""
+
+    name: str | None = None
+    description: str | None = None
+    total_supply: int | None = None
+    generator: Generator | None = None
+    trait_tree: TraitTree | None = None
+    template: Json | None = None
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: str
+    owner_id: AccountId
+    spec: CollectionSpec
+    archived: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+def validate_spec(spec: CollectionSpec, path: str = "input") -> list[Problem]:
+    problems: list[Problem] = []
+    if not spec.name.strip():
+        problems.append(Problem(f"{path}.name", "must not be blank"))
+    elif len(spec.name) > MAX_COLLECTION_NAME:
+        problems.append(Problem(f"{path}.name", f"is longer than {MAX_COLLECTION_NAME} characters"))
+    if len(spec.description) > MAX_DESCRIPTION:
+        problems.append(
+            Problem(f"{path}.description", f"is longer than {MAX_DESCRIPTION} characters")
+        )
+    if not 1 <= spec.total_supply <= MAX_TOTAL_SUPPLY:
+        problems.append(Problem(f"{path}.totalSupply", f"must be between 1 and {MAX_TOTAL_SUPPLY}"))
+    problems += _check_generator(spec.generator, f"{path}.generator")
+    problems += validate_tree(spec.trait_tree, f"{path}.traitTree")
+    names = [c.name for c in spec.trait_tree]
+    problems += validate_template(spec.template, names, f"{path}.template")
+    return problems
+
+
+def _check_generator(generator: Generator, path: str) -> list[Problem]:
+    if generator.kind is GeneratorKind.TOOL and generator.id not in TOOLS:
+        known = ", ".join(sorted(TOOLS))
+        return [Problem(f"{path}.toolId", f"names no tool (known tools: {known})")]
+    if generator.kind is GeneratorKind.SPELL:
+        try:
+            parse_entity_id(generator.id, SPELL_PREFIX, f"{path}.spellId")
+        except BadUserInput as exc:
+            return exc.problems
+    return []
+
+
+def apply_patch(spec: CollectionSpec, patch: CollectionPatch) -> CollectionSpec:
+    changes = {k: v for k, v in vars(patch).items() if v is not None}
+    return replace(spec, **changes)
+
+
+class CollectionStore:
+    """Data access for collections. Every method takes the caller and scopes its filter."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._coll: AsyncCollection[Document] = db["collections"]
+
+    @staticmethod
+    def indexes() -> list[IndexModel]:
+        return [
+            IndexModel(
+                [
+                    ("ownerId", ASCENDING),
+                    ("archived", ASCENDING),
+                    ("createdAt", DESCENDING),
+                    ("_id", DESCENDING),
+                ],
+                name="owner_listing",
+            )
+        ]
+
+    async def ensure_indexes(self) -> None:
+        await self._coll.create_indexes(self.indexes())
+
+    async def create(self, principal: Principal, spec: CollectionSpec) -> Collection:
+        _raise_if(validate_spec(spec))
+        at = clock.now()
+        collection = Collection(
+            id=new_id(ID_PREFIX),
+            owner_id=principal.subject,
+            spec=spec,
+            archived=False,
+            created_at=at,
+            updated_at=at,
+            version=1,
+        )
+        await self._coll.insert_one(_to_doc(collection))
+        return collection
+
+    async def get(self, principal: Principal, collection_id: str) -> Collection:
+        doc = await self._coll.find_one(_scope(principal, collection_id))
+        if doc is None:
+            raise NotFound("collection", collection_id)
+        return _from_doc(doc)
+
+    async def update(
+        self,
+        principal: Principal,
+        collection_id: str,
+        patch: CollectionPatch,
+        expected_version: int | None = None,
+    ) -> Collection:
+        """Validate the merged result, then write it only if nobody changed it meanwhile."""
+        for _ in range(UPDATE_RETRIES):
+            current = await self.get(principal, collection_id)
+            if expected_version is not None and current.version != expected_version:
+                raise Conflict(
+                    f"the collection is at version {current.version}, not {expected_version}",
+                    currentVersion=current.version,
+                )
+            spec = apply_patch(current.spec, patch)
+            _raise_if(validate_spec(spec))
+            doc = await self._coll.find_one_and_update(
+                {**_scope(principal, collection_id), "version": current.version},
+                {
+                    "$set": {**_spec_doc(spec), "updatedAt": clock.now()},
+                    "$inc": {"version": 1},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return _from_doc(doc)
+            if expected_version is not None:
+                raise Conflict("the collection changed while it was being updated")
+        raise Conflict("the collection kept changing; try again")
+
+    async def set_archived(
+        self, principal: Principal, collection_id: str, archived: bool
+    ) -> Collection:
+        """Archive (soft delete) or restore. Idempotent: a second call changes nothing."""
+        doc = await self._coll.find_one_and_update(
+            {**_scope(principal, collection_id), "archived": not archived},
+            {"$set": {"archived": archived, "updatedAt": clock.now()}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return await self.get(principal, collection_id)
+        return _from_doc(doc)
+
+    async def list_mine(
+        self,
+        principal: Principal,
+        first: int,
+        after: str | None,
+        include_archived: bool,
+    ) -> Page[Collection]:
+        check_first(first)
+        query: Document = {"ownerId": principal.subject, **after_filter(after)}
+        if not include_archived:
+            query["archived"] = False
+        cursor = (
+            self._coll.find(query)
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .limit(first + 1)
+        )
+        items = [_from_doc(doc) async for doc in cursor]
+        page = items[:first]
+        end = encode_cursor(page[-1].created_at, page[-1].id) if page else None
+        return Page(page, len(items) > first, end)
+
+
+def _raise_if(problems: list[Problem]) -> None:
+    if problems:
+        raise BadUserInput(problems)
+
+
+def _scope(principal: Principal, collection_id: str) -> Document:
+    """The filter that finds a collection only for its owner, or for an admin."""
+    query: Document = {"_id": collection_id}
+    if not principal.is_admin:
+        query["ownerId"] = principal.subject
+    return query
+
+
+def _spec_doc(spec: CollectionSpec) -> Document:
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "totalSupply": spec.total_supply,
+        "generator": {"kind": spec.generator.kind.value, "id": spec.generator.id},
+        "traitTree": tree_to_doc(spec.trait_tree),
+        # Stored as text: template keys may hold '.' or '$', which field names may not.
+        "templateJson": json.dumps(spec.template, separators=(",", ":"), ensure_ascii=False),
+    }
+
+
+def _to_doc(c: Collection) -> Document:
+    return {
+        "_id": c.id,
+        "ownerId": c.owner_id,
+        **_spec_doc(c.spec),
+        "archived": c.archived,
+        "createdAt": c.created_at,
+        "updatedAt": c.updated_at,
+        "version": c.version,
+    }
+
+
+def _from_doc(doc: Document) -> Collection:
+    gen = doc["generator"]
+    spec = CollectionSpec(
+        name=doc["name"],
+        description=doc["description"],
+        total_supply=doc["totalSupply"],
+        generator=Generator(GeneratorKind(gen["kind"]), gen["id"]),
+        trait_tree=tree_from_doc(doc["traitTree"]),
+        template=json.loads(doc["templateJson"]),
+    )
+    return Collection(
+        id=doc["_id"],
+        owner_id=AccountId(doc["ownerId"]),
+        spec=spec,
+        archived=doc["archived"],
+        created_at=doc["createdAt"],
+        updated_at=doc["updatedAt"],
+        version=doc["version"],
+    )

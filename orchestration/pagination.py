@@ -1,0 +1,48 @@
+"""Cursor pagination over a (createdAt desc, _id desc) order: stable under inserts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestration.errors import BadUserInput
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Page[T]:
+    items: list[T]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def check_first(first: int, path: str = "first") -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise BadUserInput.at(path, f"must be between 1 and {MAX_PAGE}")
+    return first
+
+
+def encode_cursor(created_at: datetime, ident: str) -> str:
+    millis = int(created_at.timestamp() * 1000)
+    return base64.urlsafe_b64encode(f"{millis}:{ident}".encode()).decode()
+
+
+def after_filter(cursor: str | None, path: str = "after") -> dict[str, Any]:
+    """The filter for items strictly after ``cursor`` in (createdAt desc, _id desc) order."""
+    if cursor is None:
+        return {}
+    try:
+        millis, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)
+        created = datetime.fromtimestamp(int(millis) / 1000, UTC)
+    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError, OSError) as exc:
+        raise BadUserInput.at(path, "is not a cursor this API returned") from exc
+    return {
+        "$or": [
+            {"createdAt": {"$lt": created}},
+            {"createdAt": created, "_id": {"$lt": ident}},
+        ]
+    }

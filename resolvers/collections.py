@@ -1,0 +1,114 @@
+"""Collection queries and mutations: parse ids, call the store, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from orchestration import collections as domain
+from orchestration.ids import parse_entity_id
+from orchestration.pagination import MAX_PAGE
+from orchestration.traits import tree_from_legacy_file
+from schema.context import Info
+from schema.inputs import CreateCollectionInput, UpdateCollectionInput
+from schema.types import Collection, CollectionConnection
+
+ID_RULE = "A collection id (`col_` and 32 hex digits)."
+VERSION_RULE = (
+    "If given, the change is refused with CONFLICT unless the collection is at this version."
+)
+
+
+def _id(value: strawberry.ID) -> str:
+    return parse_entity_id(str(value), domain.ID_PREFIX)
+
+
+async def collection(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description=ID_RULE)]
+) -> Collection:
+    """One collection. Another user's collection is reported as NOT_FOUND, like a missing one."""
+    ctx = info.context
+    found = await ctx.services.collections.get(ctx.require_principal(), _id(id))
+    return Collection.from_domain(found)
+
+
+async def collections(
+    info: Info,
+    first: Annotated[int, strawberry.argument(description=f"Page size, 1 to {MAX_PAGE}.")] = 20,
+    after: Annotated[
+        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+    ] = None,
+    include_archived: Annotated[
+        bool, strawberry.argument(description="Also list archived collections.")
+    ] = False,
+) -> CollectionConnection:
+    """The caller's own collections, newest first."""
+    ctx = info.context
+    page = await ctx.services.collections.list_mine(
+        ctx.require_principal(), first, after, include_archived
+    )
+    return CollectionConnection.from_page(page)
+
+
+async def create_collection(info: Info, input: CreateCollectionInput) -> Collection:
+    """Create a collection owned by the caller. Invalid input changes nothing."""
+    ctx = info.context
+    created = await ctx.services.collections.create(ctx.require_principal(), input.to_domain())
+    return Collection.from_domain(created)
+
+
+async def update_collection(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description=ID_RULE)],
+    input: Annotated[
+        UpdateCollectionInput, strawberry.argument(description="The fields to change.")
+    ],
+    expected_version: Annotated[int | None, strawberry.argument(description=VERSION_RULE)] = None,
+) -> Collection:
+    """Change a collection. The result is validated as a whole; invalid input changes nothing."""
+    ctx = info.context
+    updated = await ctx.services.collections.update(
+        ctx.require_principal(), _id(id), input.to_domain(), expected_version
+    )
+    return Collection.from_domain(updated)
+
+
+async def import_trait_tree(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description=ID_RULE)],
+    file: Annotated[
+        JSON,
+        strawberry.argument(
+            description='The old system\'s trait tree file `{"categories": [...]}`; '
+            "`prompt` is read as `value` and `rarity` as `weight`. Replaces the whole tree."
+        ),
+    ],
+    expected_version: Annotated[int | None, strawberry.argument(description=VERSION_RULE)] = None,
+) -> Collection:
+    """Replace a collection's trait tree with an imported file."""
+    ctx = info.context
+    tree = tree_from_legacy_file(file)
+    updated = await ctx.services.collections.update(
+        ctx.require_principal(), _id(id), domain.CollectionPatch(trait_tree=tree), expected_version
+    )
+    return Collection.from_domain(updated)
+
+
+async def archive_collection(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description=ID_RULE)]
+) -> Collection:
+    """Archive (soft delete): hidden from lists by default, kept, and restorable. Idempotent."""
+    ctx = info.context
+    done = await ctx.services.collections.set_archived(ctx.require_principal(), _id(id), True)
+    return Collection.from_domain(done)
+
+
+async def restore_collection(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description=ID_RULE)]
+) -> Collection:
+    """Bring an archived collection back. Idempotent."""
+    ctx = info.context
+    done = await ctx.services.collections.set_archived(ctx.require_principal(), _id(id), False)
+    return Collection.from_domain(done)

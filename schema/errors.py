@@ -1,0 +1,67 @@
+"""Every error leaves with ``extensions.code`` from one fixed set; the unexpected are masked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from orchestration.errors import CookError, ErrorCode
+
+log = logging.getLogger("cook.errors")
+
+INTERNAL_MESSAGE = "Internal error. Quote the requestId when you report it."
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """A domain error, or one GraphQL itself raised about the request (parse, validation)."""
+    return error.original_error is None or isinstance(error.original_error, CookError)
+
+
+class CodedErrors(SchemaExtension):
+    """Give each error its code; replace an unexpected one with a masked ``INTERNAL`` error."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is None or not errors:
+            return
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", None)
+        result.errors = [self._coded(error, request_id) for error in errors]
+
+    @staticmethod
+    def _coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, CookError):
+            extensions = original.extensions
+            message = original.message
+        elif original is None:
+            extensions = {"code": ErrorCode.BAD_USER_INPUT.value}
+            message = error.message
+        else:
+            extensions = {"code": ErrorCode.INTERNAL.value, "requestId": request_id}
+            message = INTERNAL_MESSAGE
+        return GraphQLError(
+            message=message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions=extensions,
+        )
+
+
+def log_unexpected(errors: list[GraphQLError], request_id: str | None) -> None:
+    for error in errors:
+        if not is_expected(error):
+            log.error(
+                "unexpected error (request %s) at %s",
+                request_id,
+                error.path,
+                exc_info=error.original_error,
+            )

@@ -1,0 +1,68 @@
+"""The schema: root types wired to resolvers, with the error extension."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from auth.permissions import IsAuthenticated
+from resolvers import collections as col
+from resolvers import viewer as me
+from schema.errors import CodedErrors, log_unexpected
+from schema.types import (
+    Collection,
+    CollectionConnection,
+    GeneratedCategory,
+    ManualCategory,
+    Tool,
+    Viewer,
+)
+
+
+def _query(resolver: Any) -> Any:
+    """A root field: signed-in callers only, described by its resolver's docstring."""
+    return strawberry.field(
+        resolver=resolver, permission_classes=[IsAuthenticated], description=resolver.__doc__
+    )
+
+
+def _mutation(resolver: Any) -> Any:
+    return strawberry.mutation(
+        resolver=resolver, permission_classes=[IsAuthenticated], description=resolver.__doc__
+    )
+
+
+@strawberry.type(description="Everything a signed-in caller can read.")
+class Query:
+    viewer: Viewer = _query(me.viewer)
+    tools: list[Tool] = _query(me.tools)
+    collection: Collection = _query(col.collection)
+    collections: CollectionConnection = _query(col.collections)
+
+
+@strawberry.type(description="Everything a signed-in caller can change.")
+class Mutation:
+    create_collection: Collection = _mutation(col.create_collection)
+    update_collection: Collection = _mutation(col.update_collection)
+    import_trait_tree: Collection = _mutation(col.import_trait_tree)
+    archive_collection: Collection = _mutation(col.archive_collection)
+    restore_collection: Collection = _mutation(col.restore_collection)
+
+
+class CookSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        context: Any = execution_context.context if execution_context else None
+        log_unexpected(errors, getattr(context, "request_id", None))
+
+
+schema = CookSchema(
+    query=Query,
+    mutation=Mutation,
+    types=[ManualCategory, GeneratedCategory],
+    extensions=[CodedErrors],
+)

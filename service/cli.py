@@ -1,0 +1,110 @@
+"""cook: run the Cook service and its development helpers.
+
+serve           the API (starts the embedded database unless MONGODB_URI is set)
+db              the embedded database on its own, for several API processes to share
+token           mint a development token (signed with the key under COOK_DATA_DIR)
+export-schema   print the GraphQL schema (schema.graphql is this output)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from service.settings import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = Settings()
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    where = "the embedded database" if settings.mongodb_uri is None else "MONGODB_URI"
+    print(f"Cook on http://{host}:{port} using {where} (data in {settings.data_dir})")
+    if settings.is_development:
+        print(f"  GraphiQL:  http://{host}:{port}/graphql")
+        print("  A token:   .venv/bin/cook token --sub alice   (add --admin for an admin)")
+        print('  Then send: Authorization: Bearer <token>   (GraphiQL: the "Headers" tab)')
+    sys.stdout.flush()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from service.embedded_db import serve
+
+    data_dir = Path(args.data_dir) if args.data_dir else Settings().embedded_dir
+    asyncio.run(serve(data_dir, args.host, args.port, args.address_file))
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from auth.dev_keys import ensure_dev_keys, mint_token
+    from orchestration.ids import parse_account_id
+
+    settings = Settings()
+    if not settings.is_development:
+        print("tokens are minted only in development (COOK_ENV=development)", file=sys.stderr)
+        return 2
+    try:
+        subject = parse_account_id(args.sub)
+    except ValueError as exc:
+        print(f"--sub: {exc}", file=sys.stderr)
+        return 2
+    roles = ["admin"] if args.admin else []
+    token = mint_token(
+        ensure_dev_keys(settings.keys_dir),
+        subject=subject,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        roles=roles,
+        ttl_seconds=args.ttl,
+    )
+    print(token)
+    return 0
+
+
+def _export_schema(_: argparse.Namespace) -> int:
+    from schema.schema import schema
+
+    sys.stdout.write(schema.as_str() + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(
+        prog="cook", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API")
+    serve.add_argument("--host", default=None, help="default: COOK_HOST")
+    serve.add_argument("--port", type=int, default=None, help="default: COOK_PORT")
+    serve.set_defaults(func=_serve)
+
+    db = sub.add_parser("db", help="run the embedded database server on its own")
+    db.add_argument("--data-dir", default=None, help="default: $COOK_DATA_DIR/db")
+    db.add_argument("--host", default="127.0.0.1")
+    db.add_argument("--port", type=int, default=27017)
+    db.add_argument("--address-file", type=Path, default=None, help="write the URI here")
+    db.set_defaults(func=_db)
+
+    token = sub.add_parser("token", help="mint a development token")
+    token.add_argument("--sub", required=True, help="the account id")
+    token.add_argument("--admin", action="store_true", help="grant the admin role")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(func=_token)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL schema")
+    export.set_defaults(func=_export_schema)
+
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,49 @@
+"""One database connection per process: MongoDB when configured, else the embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from service.embedded_db import EmbeddedDatabase
+from service.settings import Settings
+
+log = logging.getLogger("cook.database")
+
+
+@asynccontextmanager
+async def connect(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    embedded: EmbeddedDatabase | None = None
+    uri = settings.mongodb_uri
+    if uri is None:
+        embedded = EmbeddedDatabase(settings.embedded_dir)
+        uri = await asyncio.to_thread(embedded.start)
+        log.info("started the embedded database at %s (data in %s)", uri, settings.embedded_dir)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        uri, tz_aware=True, timeoutMS=settings.db_timeout_ms, appname="cook"
+    )
+    try:
+        await _describe(client)
+        yield client
+    finally:
+        await client.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def _describe(client: AsyncMongoClient[dict[str, Any]]) -> None:
+    """Log what we connected to; production wants a replica set (for its write guarantees)."""
+    hello = await client.admin.command("hello")
+    if hello.get("setName"):
+        log.info("connected to replica set %s", hello["setName"])
+    elif hello.get("msg") == "isdbgrid":
+        log.info("connected to a sharded cluster (mongos)")
+    else:
+        log.info(
+            "connected to a standalone server (max wire version %s)", hello.get("maxWireVersion")
+        )

@@ -1,0 +1,90 @@
+"""Configuration, read once from the environment (see the README's table)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# RFC 8725: asymmetric algorithms only, so an HMAC secret can never stand in for a public key.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COOK_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    mongodb_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MONGODB_URI", "COOK_MONGODB_URI")
+    )
+    db_name: str = Field(default="cook", pattern=r"^[A-Za-z0-9_-]{1,60}$")
+    data_dir: Path = Path(".cook-data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    jwt_issuer: str = "cook-dev"
+    jwt_audience: str = "cook"
+    jwt_algorithms: Annotated[list[str], NoDecode] = ["EdDSA"]
+    jwt_public_key: str | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_key_id: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    db_timeout_ms: int = Field(default=5000, ge=100, le=120_000)
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _only_asymmetric(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one algorithm is required")
+        refused = sorted(set(value) - ASYMMETRIC_ALGORITHMS)
+        if refused:
+            raise ValueError(
+                f"only asymmetric algorithms are accepted, not {', '.join(refused)} "
+                f"(allowed: {', '.join(sorted(ASYMMETRIC_ALGORITHMS))})"
+            )
+        return value
+
+    @field_validator("jwt_jwks_url")
+    @classmethod
+    def _https_jwks(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("https://", "http://127.0.0.1", "http://localhost")
+        ):
+            raise ValueError("the JWKS URL must use https (plain http only on loopback)")
+        return value
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.data_dir / "db"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"

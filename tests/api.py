@@ -1,0 +1,135 @@
+"""A small GraphQL client for tests, with tokens for the usual cast of callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from auth.dev_keys import DevKeyPair, ensure_dev_keys, mint_token
+from service.settings import Settings
+
+OWNER = "alice"
+STRANGER = "mallory"
+ADMIN = "root"
+
+COLLECTION_FIELDS = """
+  id ownerId name description totalSupply version archived createdAt updatedAt
+  generator { kind id }
+  traitTree {
+    name
+    ... on ManualCategory { traits { name value weight } }
+    ... on GeneratedCategory { range { start end step zeroPad uniqueAcrossCook shuffleSeed size } }
+  }
+  template traitTreeFile
+"""
+
+
+class GraphQLFailed(AssertionError):
+    pass
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    settings: Settings
+    app: FastAPI
+    keys: DevKeyPair = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = ensure_dev_keys(self.settings.keys_dir)
+
+    def token(self, subject: str, *, admin: bool = False, **kw: Any) -> str:
+        return mint_token(
+            self.keys,
+            subject=subject,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            roles=["admin"] if admin else [],
+            **kw,
+        )
+
+    def token_for(self, who: str | None) -> str | None:
+        """A token for OWNER, STRANGER or ADMIN by name; None stays anonymous."""
+        if who is None:
+            return None
+        return self.token(who, admin=who == ADMIN)
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: str | None = OWNER
+    ) -> dict[str, Any]:
+        """Run as the named caller and return ``data``; fail the test on any error."""
+        body = await self.post(query, variables, token=self.token_for(as_))
+        if body.get("errors"):
+            raise GraphQLFailed(body["errors"])
+        result: dict[str, Any] = body["data"]
+        return result
+
+    async def error(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: str | None = OWNER
+    ) -> dict[str, Any]:
+        """Run as the named caller and return its single error; fail the test if it succeeds."""
+        body = await self.post(query, variables, token=self.token_for(as_))
+        errors = body.get("errors")
+        assert errors, f"expected an error, got {body}"
+        assert len(errors) == 1, errors
+        error: dict[str, Any] = errors[0]
+        return error
+
+    async def create_collection(self, as_: str = OWNER, **overrides: Any) -> dict[str, Any]:
+        data = await self.data(
+            f"mutation($input: CreateCollectionInput!) {{ createCollection(input: $input) {{ {COLLECTION_FIELDS} }} }}",
+            {"input": collection_input(**overrides)},
+            as_=as_,
+        )
+        created: dict[str, Any] = data["createCollection"]
+        return created
+
+    async def count_collections(self) -> int:
+        """Documents in the database, counted directly (to prove nothing was written)."""
+        runtime = self.app.state.runtime
+        db = runtime.client[self.settings.db_name]
+        count: int = await db["collections"].count_documents({})
+        return count
+
+
+def collection_input(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "Cult Secretaries",
+        "description": "My secretary cult",
+        "totalSupply": 100,
+        "generator": {"toolId": "prompt"},
+        "traitTree": [
+            {
+                "manual": {
+                    "name": "Animal",
+                    "traits": [
+                        {"name": "Cat", "value": "a cute cat", "weight": 20},
+                        {"name": "Owl", "value": "a wise owl", "weight": 1},
+                    ],
+                }
+            },
+            {
+                "generated": {
+                    "name": "miladyid",
+                    "range": {"start": 0, "end": 9999, "zeroPad": 4, "uniqueAcrossCook": True},
+                }
+            },
+        ],
+        "template": {"input_prompt": "[[Animal]] wearing a hat, id [[miladyid]]", "cfg": 7.5},
+    }
+    base.update(overrides)
+    return base

@@ -1,0 +1,54 @@
+"""Tests run against the embedded server over a real connection; every test gets its own
+database on one shared server, and drives the app over HTTP through its lifespan."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.embedded_db import EmbeddedDatabase
+from service.settings import Settings
+from tests.api import Api
+
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("COOK_SOAK") == "1":
+        return
+    skip = pytest.mark.skip(reason="soak run: set COOK_SOAK=1")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDatabase]:
+    db = EmbeddedDatabase(tmp_path_factory.mktemp("embedded"))
+    db.start()
+    yield db
+    db.stop()
+
+
+@pytest.fixture
+def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
+    return Settings(
+        mongodb_uri=embedded.uri,
+        db_name=f"t_{uuid.uuid4().hex[:16]}",
+        data_dir=tmp_path / "data",
+        env="development",
+    )
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
+            yield Api(client, settings, app)
