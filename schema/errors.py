@@ -16,8 +16,12 @@ INTERNAL_MESSAGE = "Internal error. Quote the requestId when you report it."
 
 
 def is_expected(error: GraphQLError) -> bool:
-    """A domain error, or one GraphQL itself raised about the request (parse, validation)."""
-    return error.original_error is None or isinstance(error.original_error, CookError)
+    """A domain error, or one GraphQL raised about the request (parse, validation, coercion)."""
+    return _is_request_error(error) or isinstance(error.original_error, CookError)
+
+
+def _is_request_error(error: GraphQLError) -> bool:
+    return error.original_error is None or isinstance(error.original_error, GraphQLError)
 
 
 class CodedErrors(SchemaExtension):
@@ -39,7 +43,7 @@ class CodedErrors(SchemaExtension):
         if isinstance(original, CookError):
             extensions = original.extensions
             message = original.message
-        elif original is None:
+        elif _is_request_error(error):
             extensions = {"code": ErrorCode.BAD_USER_INPUT.value}
             message = error.message
         else:

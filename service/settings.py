@@ -48,6 +48,11 @@ class Settings(BaseSettings):
 
     db_timeout_ms: int = Field(default=5000, ge=100, le=120_000)
 
+    @field_validator("mongodb_uri", "jwt_public_key", "jwt_jwks_url", "jwt_key_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:

@@ -91,7 +91,8 @@ class Api:
 
     async def create_collection(self, as_: str = OWNER, **overrides: Any) -> dict[str, Any]:
         data = await self.data(
-            f"mutation($input: CreateCollectionInput!) {{ createCollection(input: $input) {{ {COLLECTION_FIELDS} }} }}",
+            "mutation($input: CreateCollectionInput!) "
+            f"{{ createCollection(input: $input) {{ {COLLECTION_FIELDS} }} }}",
             {"input": collection_input(**overrides)},
             as_=as_,
         )

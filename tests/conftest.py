@@ -17,7 +17,6 @@ from service.settings import Settings
 from tests.api import Api
 
 
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("COOK_SOAK") == "1":
         return

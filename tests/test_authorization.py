@@ -1,0 +1,132 @@
+"""Every operation as an anonymous caller, a stranger, the owner and an admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.api import ADMIN, OWNER, STRANGER, Api, collection_input
+
+OK, UNAUTHENTICATED, NOT_FOUND = "ok", "UNAUTHENTICATED", "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    document: str
+    writes: bool
+    # expected outcome for anonymous, stranger, owner, admin, on the owner's collection
+    expect: tuple[str, str, str, str]
+
+    def variables(self, collection_id: str) -> dict[str, Any]:
+        return {
+            "id": collection_id,
+            "input": {"name": "changed"},
+            "create": collection_input(name="new"),
+            "file": {
+                "categories": [
+                    {"name": "Animal", "traits": [{"name": "Dog"}]},
+                    {"name": "miladyid", "generator": {"end": 3}},
+                ]
+            },
+        }
+
+
+OWNED = (UNAUTHENTICATED, NOT_FOUND, OK, OK)
+ANY_SIGNED_IN = (UNAUTHENTICATED, OK, OK, OK)
+
+OPERATIONS = [
+    Operation("viewer", "query { viewer { id } }", False, ANY_SIGNED_IN),
+    Operation("tools", "query { tools { id } }", False, ANY_SIGNED_IN),
+    Operation("collection", "query($id: ID!) { collection(id: $id) { id } }", False, OWNED),
+    Operation(
+        "collections", "query { collections { edges { node { id } } } }", False, ANY_SIGNED_IN
+    ),
+    Operation(
+        "createCollection",
+        "mutation($create: CreateCollectionInput!) { createCollection(input: $create) { id } }",
+        True,
+        ANY_SIGNED_IN,
+    ),
+    Operation(
+        "updateCollection",
+        "mutation($id: ID!, $input: UpdateCollectionInput!) "
+        "{ updateCollection(id: $id, input: $input) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "importTraitTree",
+        "mutation($id: ID!, $file: JSON!) { importTraitTree(id: $id, file: $file) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "archiveCollection", "mutation($id: ID!) { archiveCollection(id: $id) { id } }", True, OWNED
+    ),
+    Operation(
+        "restoreCollection", "mutation($id: ID!) { restoreCollection(id: $id) { id } }", True, OWNED
+    ),
+]
+CALLERS = [None, STRANGER, OWNER, ADMIN]
+
+
+def test_every_root_field_of_the_schema_has_an_expectation() -> None:
+    from graphql import build_schema
+
+    from schema.schema import schema
+
+    sdl = build_schema(schema.as_str())
+    roots = [t for t in (sdl.query_type, sdl.mutation_type, sdl.subscription_type) if t]
+    fields = {name for root in roots for name in root.fields}
+    assert fields == {op.name for op in OPERATIONS}, "declare the expected outcome of new fields"
+
+
+@pytest.mark.parametrize("caller", CALLERS, ids=["anonymous", "stranger", "owner", "admin"])
+@pytest.mark.parametrize("op", OPERATIONS, ids=[op.name for op in OPERATIONS])
+async def test_each_operation_answers_each_kind_of_caller_as_expected(
+    api: Api, op: Operation, caller: str | None
+) -> None:
+    target = await api.create_collection(as_=OWNER)
+    before = await snapshot(api)
+    body = await api.post(op.document, op.variables(target["id"]), token=api.token_for(caller))
+    expected = op.expect[CALLERS.index(caller)]
+    if expected == OK:
+        assert not body.get("errors"), body
+        return
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == expected, error
+    assert await snapshot(api) == before, "a refused call must change nothing"
+
+
+async def snapshot(api: Api) -> list[dict[str, Any]]:
+    db = api.app.state.runtime.client[api.settings.db_name]
+    return [doc async for doc in db["collections"].find({}).sort("_id")]
+
+
+async def test_another_users_collection_is_indistinguishable_from_a_missing_one(api: Api) -> None:
+    target = await api.create_collection(as_=OWNER)
+    missing = "col_" + "0" * 32
+    query = "query($id: ID!) { collection(id: $id) { id } }"
+    theirs = await api.error(query, {"id": target["id"]}, as_=STRANGER)
+    absent = await api.error(query, {"id": missing}, as_=STRANGER)
+    assert theirs["message"].replace(target["id"], "X") == absent["message"].replace(missing, "X")
+    assert theirs["extensions"] == absent["extensions"]
+
+
+async def test_a_collection_created_by_an_admin_for_nobody_else_belongs_to_the_admin(
+    api: Api,
+) -> None:
+    created = await api.create_collection(as_=ADMIN)
+    assert created["ownerId"] == ADMIN
+    mine = await api.data("query { collections { edges { node { id } } } }", as_=OWNER)
+    assert mine["collections"]["edges"] == []
+
+
+async def test_an_admin_lists_only_their_own_collections_under_collections(api: Api) -> None:
+    await api.create_collection(as_=OWNER)
+    data = await api.data("query { collections { edges { node { id } } } }", as_=ADMIN)
+    assert data["collections"]["edges"] == []

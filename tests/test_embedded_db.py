@@ -1,0 +1,120 @@
+"""The embedded server, over the wire: flat inserts as a collection grows, duplicates still
+refused, and acknowledged writes surviving a SIGKILL."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from service.embedded_db import EmbeddedDatabase, insert_fix_applies
+
+GROWN_SIZE = 10_000
+SAMPLES = 60
+ALLOWED_GROWTH = 3.0  # median insert at 10,000 documents vs. into an empty collection
+
+
+@pytest.fixture
+def client(embedded: EmbeddedDatabase) -> Iterator[MongoClient[dict[str, Any]]]:
+    c: MongoClient[dict[str, Any]] = MongoClient(embedded.uri)
+    yield c
+    c.close()
+
+
+def piece(i: int) -> dict[str, Any]:
+    return {
+        "_id": f"pc_{uuid.uuid4().hex}",
+        "seat": f"ck_x:{i}",
+        "cookId": "ck_x",
+        "status": "completed",
+        "traits": [{"category": "Animal", "name": "Cat", "value": "a cute cat"}],
+        "params": {"prompt": "a cute cat wearing a hat " * 4},
+    }
+
+
+def median_insert_ms(coll: Collection[dict[str, Any]], start: int) -> float:
+    times = []
+    for i in range(SAMPLES):
+        doc = piece(start + i)
+        began = time.perf_counter()
+        coll.insert_one(doc)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+def test_the_insert_fix_is_active_on_the_pinned_mongoeco_version() -> None:
+    assert insert_fix_applies(), "pyproject pins mongoeco; the fix in embedded_db.py targets it"
+
+
+@pytest.mark.slow
+def test_insert_latency_at_ten_thousand_documents_stays_within_a_small_factor_of_empty(
+    client: MongoClient[dict[str, Any]],
+) -> None:
+    coll = client[f"flat_{uuid.uuid4().hex[:8]}"]["pieces"]
+    coll.create_index("seat", unique=True, partialFilterExpression={"seat": {"$type": "string"}})
+    coll.create_index([("cookId", 1), ("status", 1)])
+    empty_ms = median_insert_ms(coll, 0)
+    for start in range(SAMPLES, GROWN_SIZE, 1000):
+        coll.insert_many([piece(i) for i in range(start, min(start + 1000, GROWN_SIZE))])
+    assert coll.estimated_document_count() == GROWN_SIZE
+    grown_ms = median_insert_ms(coll, GROWN_SIZE)
+    ratio = grown_ms / empty_ms
+    print(
+        f"median insert: empty {empty_ms:.2f} ms, at {GROWN_SIZE} {grown_ms:.2f} ms ({ratio:.2f}x)"
+    )
+    assert ratio < ALLOWED_GROWTH, f"insert grew {ratio:.1f}x ({empty_ms:.2f} -> {grown_ms:.2f} ms)"
+
+    existing = coll.find_one({}, {"_id": 1, "seat": 1})
+    assert existing is not None
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": existing["_id"]})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": f"pc_{uuid.uuid4().hex}", "seat": existing["seat"]})
+    assert coll.count_documents({}) == GROWN_SIZE + SAMPLES
+
+
+def test_numeric_ids_still_collide_by_value(client: MongoClient[dict[str, Any]]) -> None:
+    """The fix skips the value scan only for non-numeric ids: 1 and 1.0 remain one key."""
+    coll = client[f"num_{uuid.uuid4().hex[:8]}"]["c"]
+    coll.insert_one({"_id": 1})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": 1.0})
+    coll.insert_one({"_id": {"k": "a", "n": 2}})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": {"k": "a", "n": 2.0}})
+
+
+def test_a_unique_key_that_later_becomes_an_array_is_still_checked(
+    client: MongoClient[dict[str, Any]],
+) -> None:
+    """The expression index changes speed only: multikey uniqueness behaves as before."""
+    coll = client[f"arr_{uuid.uuid4().hex[:8]}"]["c"]
+    coll.create_index("k", unique=True)
+    coll.insert_one({"_id": "a", "k": ["x", "y"]})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": "b", "k": "y"})
+    coll.insert_one({"_id": "c", "k": "z"})
+
+
+def test_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
+    db = EmbeddedDatabase(tmp_path / "db")
+    db.start()
+    with MongoClient(db.uri) as c:
+        c.cook.things.insert_many([{"_id": f"t_{i}", "n": i} for i in range(200)])
+        c.cook.things.update_one({"_id": "t_7"}, {"$set": {"n": -7}})
+    db.kill()
+    db.start()
+    try:
+        with MongoClient(db.uri) as c:
+            assert c.cook.things.count_documents({}) == 200
+            assert c.cook.things.find_one({"_id": "t_7"}) == {"_id": "t_7", "n": -7}
+    finally:
+        db.stop()
