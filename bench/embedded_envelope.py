@@ -17,11 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.collection import Collection, ReturnDocument
 
 from service.embedded_db import EmbeddedDatabase
 
+AFTER = ReturnDocument.AFTER
 SAMPLES = 40
+
+type Op = Callable[[int], object]
 
 
 def doc(i: int) -> dict[str, Any]:
@@ -37,7 +41,7 @@ def doc(i: int) -> dict[str, Any]:
     }
 
 
-def median_ms(op: Callable[[int], object]) -> float:
+def median_ms(op: Op) -> float:
     times = []
     for i in range(SAMPLES):
         began = time.perf_counter()
@@ -46,13 +50,41 @@ def median_ms(op: Callable[[int], object]) -> float:
     return statistics.median(times) * 1000
 
 
+def operations(coll: Collection[dict[str, Any]], ids: list[str]) -> dict[str, Op]:
+    def insert(i: int) -> object:
+        return coll.insert_one(doc(10**9 + len(ids) * 1000 + i))
+
+    def by_id(i: int) -> object:
+        return coll.find_one({"_id": ids[i % len(ids)]})
+
+    def update(i: int) -> object:
+        query = {"_id": ids[i % len(ids)]}
+        return coll.find_one_and_update(query, {"$inc": {"n": 1}}, return_document=AFTER)
+
+    def by_key(i: int) -> object:
+        return coll.find_one({"seat": f"ck_a:{i}"})
+
+    def page(i: int) -> object:
+        query = {"ownerId": "alice", "createdAt": {"$gte": -i}}
+        return list(coll.find(query).sort("createdAt", DESCENDING).limit(50))
+
+    return {
+        "insert_one": insert,
+        "find_one by _id": by_id,
+        "find_one_and_update by _id": update,
+        "find_one by unique key": by_key,
+        "page of 50 by indexed sort": page,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000")
     sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp, EmbeddedDatabase(Path(tmp)) as db:
         coll = MongoClient(db.uri)["bench"]["pieces"]
-        coll.create_index("seat", unique=True, partialFilterExpression={"seat": {"$type": "string"}})
+        partial = {"seat": {"$type": "string"}}
+        coll.create_index("seat", unique=True, partialFilterExpression=partial)
         coll.create_index([("ownerId", ASCENDING), ("createdAt", DESCENDING)])
         results: dict[str, list[float]] = {}
         loaded = 0
@@ -63,18 +95,7 @@ def main() -> None:
                 coll.insert_many(batch)
                 ids += [d["_id"] for d in batch[:10]]
                 loaded += len(batch)
-            ops: dict[str, Callable[[int], object]] = {
-                "insert_one": lambda i: coll.insert_one(doc(10**9 + len(ids) * 1000 + i)),
-                "find_one by _id": lambda i: coll.find_one({"_id": ids[i % len(ids)]}),
-                "find_one_and_update by _id": lambda i: coll.find_one_and_update(
-                    {"_id": ids[i % len(ids)]}, {"$inc": {"n": 1}},
-                    return_document=ReturnDocument.AFTER,
-                ),
-                "find_one by unique key": lambda i: coll.find_one({"seat": f"ck_a:{i}"}),
-                "page of 50 by indexed sort": lambda i: list(
-                    coll.find({"ownerId": "alice"}).sort("createdAt", DESCENDING).limit(50)
-                ),
-            }
+            ops = operations(coll, ids)
             for name, op in ops.items():
                 results.setdefault(name, []).append(median_ms(op))
             ids.append(ids[0])
