@@ -201,6 +201,23 @@ class CollectionStore:
             return await self.get(principal, collection_id)
         return _from_doc(doc)
 
+    async def allocate_piece_index(self, collection_id: str) -> int:
+        """The next piece index of the collection: unique and increasing, never reused."""
+        doc = await self._coll.find_one_and_update(
+            {"_id": collection_id},
+            {"$inc": {"nextPieceIndex": 1}},
+            projection={"nextPieceIndex": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise NotFound("collection", collection_id)
+        index: int = doc["nextPieceIndex"] - 1
+        return index
+
+    async def next_piece_index(self, collection_id: str) -> int:
+        doc = await self._coll.find_one({"_id": collection_id}, {"nextPieceIndex": 1})
+        return 0 if doc is None else int(doc.get("nextPieceIndex", 0))
+
     async def list_mine(
         self,
         principal: Principal,

@@ -8,16 +8,33 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.collections import CollectionStore
+from orchestration.cooks import CookStore
+from orchestration.events import EventLog
+from orchestration.orchestrator import Orchestrator
+from orchestration.pieces import PieceStore
+from orchestration.policy import CookPolicy
 
 
 @dataclass(frozen=True)
 class Services:
     collections: CollectionStore
+    cooks: CookStore
+    pieces: PieceStore
+    events: EventLog
+    orchestrator: Orchestrator
 
     @classmethod
-    def from_database(cls, db: AsyncDatabase[dict[str, Any]]) -> Services:
-        return cls(collections=CollectionStore(db))
+    def from_database(cls, db: AsyncDatabase[dict[str, Any]], policy: CookPolicy) -> Services:
+        collections = CollectionStore(db)
+        events = EventLog(db)
+        cooks = CookStore(db, events, policy)
+        pieces = PieceStore(db, policy)
+        orchestrator = Orchestrator(collections, cooks, pieces, events, policy)
+        return cls(collections, cooks, pieces, events, orchestrator)
 
     async def ensure_indexes(self) -> None:
         """Idempotent; run at every start, while collections are still empty where possible."""
         await self.collections.ensure_indexes()
+        await self.cooks.ensure_indexes()
+        await self.pieces.ensure_indexes()
+        await self.events.ensure_indexes()

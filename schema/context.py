@@ -10,6 +10,7 @@ from strawberry.fastapi import BaseContext
 from auth.principal import Principal
 from orchestration.errors import Unauthenticated
 from orchestration.services import Services
+from resolvers.loaders import Loaders
 
 
 @dataclass
@@ -18,9 +19,17 @@ class Context(BaseContext):
     request_id: str
     principal: Principal | None = None
     auth_error: Unauthenticated | None = None
+    _loaders: Loaders | None = None
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    @property
+    def loaders(self) -> Loaders:
+        """Built on first use, once the caller is known (DataLoaders are per request)."""
+        if self._loaders is None:
+            self._loaders = Loaders.build(self.services, self.principal)
+        return self._loaders
 
     def require_principal(self) -> Principal:
         if self.principal is not None:

@@ -10,7 +10,9 @@ from strawberry.types import ExecutionContext
 
 from auth.permissions import IsAuthenticated
 from resolvers import collections as col
+from resolvers import cooks as ck
 from resolvers import viewer as me
+from schema.cook_types import Cook, CookConnection, Piece, Preview
 from schema.errors import CodedErrors, log_unexpected
 from schema.types import (
     Collection,
@@ -41,6 +43,9 @@ class Query:
     tools: list[Tool] = _query(me.tools)
     collection: Collection = _query(col.collection)
     collections: CollectionConnection = _query(col.collections)
+    preview_pieces: Preview = _query(ck.preview_pieces)
+    cook: Cook = _query(ck.cook)
+    cooks: CookConnection = _query(ck.cooks)
 
 
 @strawberry.type(description="Everything a signed-in caller can change.")
@@ -50,6 +55,11 @@ class Mutation:
     import_trait_tree: Collection = _mutation(col.import_trait_tree)
     archive_collection: Collection = _mutation(col.archive_collection)
     restore_collection: Collection = _mutation(col.restore_collection)
+    start_cook: Cook = _mutation(ck.start_cook)
+    pause_cook: Cook = _mutation(ck.pause_cook)
+    resume_cook: Cook = _mutation(ck.resume_cook)
+    cancel_cook: Cook = _mutation(ck.cancel_cook)
+    review_pieces: list[Piece] = _mutation(ck.review_pieces)
 
 
 class CookSchema(strawberry.Schema):

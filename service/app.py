@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -67,10 +69,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(connect(settings))
-            services = Services.from_database(client[settings.db_name])
+            services = Services.from_database(client[settings.db_name], settings.policy())
             await services.ensure_indexes()
             app.state.runtime = Runtime(settings, client, services, build_verifier(settings))
-            yield
+            scheduler = (
+                asyncio.create_task(services.orchestrator.run()) if settings.scheduler else None
+            )
+            try:
+                yield
+            finally:
+                if scheduler is not None:
+                    scheduler.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await scheduler
+                await services.orchestrator.stop()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 

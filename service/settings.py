@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestration.policy import CookPolicy
+
 # RFC 8725: asymmetric algorithms only, so an HMAC secret can never stand in for a public key.
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -47,6 +49,24 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     db_timeout_ms: int = Field(default=5000, ge=100, le=120_000)
+
+    max_concurrent_cap: int = Field(default=32, ge=1, le=256)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_base_seconds: float = Field(default=1.0, ge=0.001, le=3600)
+    backoff_cap_seconds: float = Field(default=60.0, ge=0.001, le=86_400)
+    lease_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
+    tick_seconds: float = Field(default=0.5, ge=0.01, le=60)
+    scheduler: bool = True
+
+    def policy(self) -> CookPolicy:
+        return CookPolicy(
+            max_concurrent_cap=self.max_concurrent_cap,
+            max_attempts=self.max_attempts,
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_cap_seconds=self.backoff_cap_seconds,
+            lease_seconds=self.lease_seconds,
+            tick_seconds=self.tick_seconds,
+        )
 
     @field_validator("mongodb_uri", "jwt_public_key", "jwt_jwks_url", "jwt_key_id", mode="before")
     @classmethod

@@ -134,3 +134,58 @@ def collection_input(**overrides: Any) -> dict[str, Any]:
     }
     base.update(overrides)
     return base
+
+
+COOK_FIELDS = """
+  id collectionId status reason count maxConcurrent maxFailures seed configHash lastSeq
+  numbers {
+    inFlight retrying completed accepted rejected pendingReview failed cancelled live costUsd
+  }
+"""
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+
+
+def with_test_tool(**params: Any) -> dict[str, Any]:
+    """Overrides for a collection whose generator is the configurable test tool."""
+    return {
+        "generator": {"toolId": "test"},
+        "template": {"prompt": "[[Animal]] #[[miladyid]]", **params},
+    }
+
+
+async def start_cook(api: Api, collection_id: str, as_: str = OWNER, **args: Any) -> dict[str, Any]:
+    names = ", ".join(f"${k}: Int{'!' if k == 'count' else ''}" for k in args)
+    passed = ", ".join(f"{k}: ${k}" for k in args)
+    query = (
+        f"mutation($c: ID!{', ' if names else ''}{names}) "
+        f"{{ startCook(collectionId: $c{', ' if passed else ''}{passed}) {{ {COOK_FIELDS} }} }}"
+    )
+    data = await api.data(query, {"c": collection_id, **args}, as_=as_)
+    cook: dict[str, Any] = data["startCook"]
+    return cook
+
+
+async def read_cook(api: Api, cook_id: str, extra: str = "") -> dict[str, Any]:
+    data = await api.data(
+        f"query($id: ID!) {{ cook(id: $id) {{ {COOK_FIELDS} {extra} }} }}", {"id": cook_id}
+    )
+    cook: dict[str, Any] = data["cook"]
+    return cook
+
+
+async def wait_for_cook(
+    api: Api, cook_id: str, done: Any = None, within: float = 30.0, extra: str = ""
+) -> dict[str, Any]:
+    """Poll until ``done(cook)`` (default: the cook ended); fail the test on timeout."""
+    import asyncio
+    import time
+
+    check = done or (lambda c: c["status"] in TERMINAL)
+    deadline = time.monotonic() + within
+    while True:
+        cook = await read_cook(api, cook_id, extra)
+        if check(cook):
+            return cook
+        if time.monotonic() > deadline:
+            raise AssertionError(f"cook did not get there in {within}s: {cook}")
+        await asyncio.sleep(0.02)

@@ -41,6 +41,9 @@ def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
         db_name=f"t_{uuid.uuid4().hex[:16]}",
         data_dir=tmp_path / "data",
         env="development",
+        tick_seconds=0.05,
+        backoff_base_seconds=0.01,
+        backoff_cap_seconds=0.05,
     )
 
 

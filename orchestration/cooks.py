@@ -1,0 +1,251 @@
+"""Cooks: runs that generate a collection's pieces. Each transition is one conditional update.
+
+At most one active cook per collection: an active cook holds ``activeKey = collectionId``,
+under a unique index, so the database refuses a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from auth.principal import Principal
+from orchestration import clock
+from orchestration.collections import Collection, Generator, GeneratorKind
+from orchestration.engine import Config
+from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
+from orchestration.events import EventLog, EventType
+from orchestration.ids import AccountId, new_id
+from orchestration.pagination import Page, after_filter, check_first, encode_cursor
+from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
+from orchestration.traits import tree_from_doc, tree_to_doc
+
+type Document = dict[str, Any]
+
+ID_PREFIX = "ck"
+
+
+class CookStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLING = "cancelling"  # nothing new starts; ends cancelled once in-flight pieces settle
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (CookStatus.RUNNING, CookStatus.PAUSED, CookStatus.CANCELLING)
+
+
+@dataclass(frozen=True)
+class CookRequest:
+    count: int
+    max_concurrent: int | None = None
+    seed: int | None = None
+    max_failures: int | None = None
+
+
+@dataclass(frozen=True)
+class Cook:
+    id: str
+    collection_id: str
+    owner_id: AccountId
+    status: CookStatus
+    reason: str | None
+    count: int
+    max_concurrent: int
+    max_failures: int
+    seed: int
+    config: Config
+    config_hash: str
+    generator: Generator
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    last_seq: int
+
+
+class CookStore:
+    def __init__(self, db: AsyncDatabase[Document], events: EventLog, policy: CookPolicy) -> None:
+        self._cooks = db["cooks"]
+        self._events = events
+        self._policy = policy
+
+    @staticmethod
+    def indexes() -> list[IndexModel]:
+        return [
+            IndexModel(
+                "activeKey",
+                name="one_active_cook_per_collection",
+                unique=True,
+                partialFilterExpression={"activeKey": {"$type": "string"}},
+            ),
+            IndexModel([("status", ASCENDING)], name="by_status"),
+            IndexModel(
+                [("collectionId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+                name="collection_listing",
+            ),
+        ]
+
+    async def ensure_indexes(self) -> None:
+        await self._cooks.create_indexes(self.indexes())
+
+    def check_request(self, request: CookRequest) -> list[Problem]:
+        problems: list[Problem] = []
+        if not 1 <= request.count <= MAX_COOK_COUNT:
+            problems.append(Problem("count", f"must be between 1 and {MAX_COOK_COUNT}"))
+        cap = self._policy.max_concurrent_cap
+        if request.max_concurrent is not None and not 1 <= request.max_concurrent <= cap:
+            problems.append(Problem("maxConcurrent", f"must be between 1 and {cap}"))
+        if request.seed is not None and not 0 <= request.seed <= SEED_BOUND:
+            problems.append(Problem("seed", f"must be between 0 and {SEED_BOUND}"))
+        if request.max_failures is not None and not 1 <= request.max_failures <= MAX_COOK_COUNT:
+            problems.append(Problem("maxFailures", f"must be between 1 and {MAX_COOK_COUNT}"))
+        return problems
+
+    async def create(self, collection: Collection, request: CookRequest) -> Cook:
+        """Insert the cook; the unique ``activeKey`` refuses a second active cook."""
+        spec = collection.spec
+        if spec.generator.kind is GeneratorKind.SPELL:
+            raise BadUserInput.at(
+                "collectionId", "spells cannot cook yet: choose a tool as the generator"
+            )
+        config = Config(spec.trait_tree, spec.template)
+        at = clock.now()
+        doc: Document = {
+            "_id": new_id(ID_PREFIX),
+            "collectionId": collection.id,
+            "ownerId": collection.owner_id,
+            "status": CookStatus.RUNNING.value,
+            "reason": None,
+            "activeKey": collection.id,
+            "count": request.count,
+            "maxConcurrent": request.max_concurrent or self._policy.default_max_concurrent,
+            "maxFailures": request.max_failures or default_max_failures(request.count),
+            "seed": secrets.randbelow(SEED_BOUND + 1) if request.seed is None else request.seed,
+            "config": {
+                "traitTree": tree_to_doc(config.trait_tree),
+                "templateJson": json.dumps(config.template, separators=(",", ":")),
+            },
+            "configHash": config.hash,
+            "generator": {"kind": spec.generator.kind.value, "id": spec.generator.id},
+            "createdAt": at,
+            "updatedAt": at,
+            "endedAt": None,
+            "lastSeq": 1,
+        }
+        try:
+            await self._cooks.insert_one(doc)
+        except DuplicateKeyError as exc:
+            active = await self._cooks.find_one({"activeKey": collection.id}, {"_id": 1})
+            raise Conflict(
+                "the collection already has an active cook",
+                activeCookId=active["_id"] if active else None,
+            ) from exc
+        await self._events.write(doc["_id"], 1, EventType.COOK_STARTED)
+        return _from_doc(doc)
+
+    async def get(self, principal: Principal, cook_id: str) -> Cook:
+        doc = await self._cooks.find_one(_scope(principal, cook_id))
+        if doc is None:
+            raise NotFound("cook", cook_id)
+        return _from_doc(doc)
+
+    async def load(self, cook_id: str) -> Cook | None:
+        """Internal read, for the runner (no caller to scope by)."""
+        doc = await self._cooks.find_one({"_id": cook_id})
+        return None if doc is None else _from_doc(doc)
+
+    async def running_ids(self, statuses: tuple[CookStatus, ...]) -> list[str]:
+        cursor = self._cooks.find({"status": {"$in": [s.value for s in statuses]}}, {"_id": 1})
+        return [d["_id"] async for d in cursor]
+
+    async def list_for_collection(
+        self, principal: Principal, collection_id: str, first: int, after: str | None
+    ) -> Page[Cook]:
+        check_first(first)
+        query: Document = {"collectionId": collection_id, **after_filter(after)}
+        if not principal.is_admin:
+            query["ownerId"] = principal.subject
+        cursor = (
+            self._cooks.find(query)
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .limit(first + 1)
+        )
+        items = [_from_doc(d) async for d in cursor]
+        page = items[:first]
+        end = encode_cursor(page[-1].created_at, page[-1].id) if page else None
+        return Page(page, len(items) > first, end)
+
+    async def transition(
+        self,
+        cook_id: str,
+        allowed_from: tuple[CookStatus, ...],
+        to: CookStatus,
+        event: EventType,
+        *,
+        principal: Principal | None = None,
+        reason: str | None = None,
+    ) -> Cook | None:
+        """Move the cook from one of ``allowed_from`` to ``to`` and log it; None if it was not
+        in such a state (someone else moved it first, or it never was)."""
+        query: Document = {"_id": cook_id, "status": {"$in": [s.value for s in allowed_from]}}
+        if principal is not None and not principal.is_admin:
+            query["ownerId"] = principal.subject
+        at = clock.now()
+        update: Document = {
+            "$set": {"status": to.value, "updatedAt": at},
+            "$inc": {"lastSeq": 1},
+        }
+        if reason is not None:
+            update["$set"]["reason"] = reason
+        if to not in ACTIVE:
+            update["$set"]["endedAt"] = at
+            update["$unset"] = {"activeKey": ""}
+        doc = await self._cooks.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER
+        )
+        if doc is None:
+            return None
+        await self._events.write(cook_id, doc["lastSeq"], event, detail=reason)
+        return _from_doc(doc)
+
+
+def _scope(principal: Principal, cook_id: str) -> Document:
+    query: Document = {"_id": cook_id}
+    if not principal.is_admin:
+        query["ownerId"] = principal.subject
+    return query
+
+
+def _from_doc(doc: Document) -> Cook:
+    config = Config(
+        tree_from_doc(doc["config"]["traitTree"]), json.loads(doc["config"]["templateJson"])
+    )
+    gen = doc["generator"]
+    return Cook(
+        id=doc["_id"],
+        collection_id=doc["collectionId"],
+        owner_id=AccountId(doc["ownerId"]),
+        status=CookStatus(doc["status"]),
+        reason=doc.get("reason"),
+        count=doc["count"],
+        max_concurrent=doc["maxConcurrent"],
+        max_failures=doc["maxFailures"],
+        seed=doc["seed"],
+        config=config,
+        config_hash=doc["configHash"],
+        generator=Generator(GeneratorKind(gen["kind"]), gen["id"]),
+        created_at=doc["createdAt"],
+        updated_at=doc["updatedAt"],
+        ended_at=doc.get("endedAt"),
+        last_seq=doc["lastSeq"],
+    )

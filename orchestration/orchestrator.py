@@ -1,0 +1,437 @@
+"""The cook orchestrator: user operations, the scheduler and the one completion function.
+
+Nothing here is authoritative in memory. The scheduler (``fill``) and the sweeper (``tick``)
+may run in every process at once: each step is a conditional single-document update or an
+insert under unique indexes (see ``pieces.py``), so a racing process's step becomes a no-op.
+In-process tasks only make things happen sooner; a restart loses nothing, since the periodic
+tick finds every running cook, due retry and expired lease in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from auth.principal import Principal
+from orchestration.collections import CollectionStore, GeneratorKind
+from orchestration.cooks import ACTIVE, Cook, CookRequest, CookStatus, CookStore
+from orchestration.engine import Config, Draw, UniqueValuesExhausted, draw, unique_capacity
+from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
+from orchestration.events import EventLog, EventType
+from orchestration.pieces import (
+    Failure,
+    Outcome,
+    Piece,
+    PieceStatus,
+    PieceStore,
+    Review,
+    Success,
+)
+from orchestration.policy import SEED_BOUND, CookPolicy
+from orchestration.tools import TOOLS, ToolCall, ToolFailure
+
+log = logging.getLogger("cook.orchestrator")
+
+MAX_PREVIEW = 100
+MAX_REVIEW_DECISIONS = 100
+FILL_STEPS = 64  # bound on one fill pass; the next kick or tick continues
+
+
+@dataclass(frozen=True)
+class Decision:
+    piece_id: str
+    outcome: Review
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        collections: CollectionStore,
+        cooks: CookStore,
+        pieces: PieceStore,
+        events: EventLog,
+        policy: CookPolicy,
+    ) -> None:
+        self.collections = collections
+        self.cooks = cooks
+        self.pieces = pieces
+        self.events = events
+        self.policy = policy
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._filling: dict[str, bool] = {}  # cook id -> another pass wanted (a hint only)
+
+    # --- user operations ----------------------------------------------------------------
+
+    async def preview(
+        self, principal: Principal, collection_id: str, count: int, seed: int | None
+    ) -> tuple[int, list[Draw]]:
+        """Draw what the next cook would, writing nothing."""
+        problems = []
+        if not 1 <= count <= MAX_PREVIEW:
+            problems.append(Problem("count", f"must be between 1 and {MAX_PREVIEW}"))
+        if seed is not None and not 0 <= seed <= SEED_BOUND:
+            problems.append(Problem("seed", f"must be between 0 and {SEED_BOUND}"))
+        if problems:
+            raise BadUserInput(problems)
+        collection = await self.collections.get(principal, collection_id)
+        config = Config(collection.spec.trait_tree, collection.spec.template)
+        start = await self.collections.next_piece_index(collection.id)
+        used_seed = seed if seed is not None else _random_seed()
+        try:
+            return used_seed, [draw(config, used_seed, start + i) for i in range(count)]
+        except UniqueValuesExhausted as exc:
+            raise BadUserInput.at("count", str(exc)) from exc
+
+    async def start(self, principal: Principal, collection_id: str, request: CookRequest) -> Cook:
+        problems = self.cooks.check_request(request)
+        if problems:
+            raise BadUserInput(problems)
+        collection = await self.collections.get(principal, collection_id)
+        if collection.archived:
+            raise Conflict("the collection is archived: restore it to cook")
+        spec = collection.spec
+        if spec.generator.kind is GeneratorKind.TOOL and spec.generator.id not in TOOLS:
+            raise BadUserInput.at("collectionId", f"the tool {spec.generator.id!r} is gone")
+        used = await self.pieces.supply_used(collection.id)
+        remaining = spec.total_supply - used
+        if request.count > remaining:
+            raise BadUserInput.at(
+                "count",
+                f"exceeds the remaining supply: {remaining} of {spec.total_supply} "
+                f"({used} accepted, awaiting review or in flight)",
+            )
+        capacity = unique_capacity(spec.trait_tree)
+        if capacity is not None:
+            left = capacity - await self.collections.next_piece_index(collection.id)
+            if request.count > left:
+                raise BadUserInput.at(
+                    "count",
+                    f"needs {request.count} unique values but the unique ranges have {left} left",
+                )
+        cook = await self.cooks.create(collection, request)
+        self.kick(cook.id)
+        return cook
+
+    async def pause(self, principal: Principal, cook_id: str) -> Cook:
+        return await self._user_transition(
+            principal, cook_id, (CookStatus.RUNNING,), CookStatus.PAUSED, EventType.COOK_PAUSED
+        )
+
+    async def resume(self, principal: Principal, cook_id: str) -> Cook:
+        cook = await self._user_transition(
+            principal, cook_id, (CookStatus.PAUSED,), CookStatus.RUNNING, EventType.COOK_RESUMED
+        )
+        await self._maybe_finish(cook.id)
+        self.kick(cook.id)
+        return await self.cooks.get(principal, cook_id)
+
+    async def cancel(self, principal: Principal, cook_id: str) -> Cook:
+        cook = await self._user_transition(
+            principal,
+            cook_id,
+            (CookStatus.RUNNING, CookStatus.PAUSED),
+            CookStatus.CANCELLING,
+            EventType.COOK_CANCELLING,
+            reason=f"cancelled by {principal.subject}",
+        )
+        await self.pieces.cancel_waiting(cook.id)
+        await self._maybe_finish(cook.id)
+        return await self.cooks.get(principal, cook_id)
+
+    async def _user_transition(
+        self,
+        principal: Principal,
+        cook_id: str,
+        allowed: tuple[CookStatus, ...],
+        to: CookStatus,
+        event: EventType,
+        reason: str | None = None,
+    ) -> Cook:
+        moved = await self.cooks.transition(
+            cook_id, allowed, to, event, principal=principal, reason=reason
+        )
+        if moved is not None:
+            return moved
+        current = await self.cooks.get(principal, cook_id)  # NOT_FOUND if not theirs
+        if current.status is to:
+            return current  # already there: idempotent
+        raise Conflict(
+            f"the cook is {current.status.value}; it must be "
+            + " or ".join(s.value for s in allowed),
+            status=current.status.value,
+        )
+
+    async def review(self, principal: Principal, decisions: Sequence[Decision]) -> list[Piece]:
+        """Apply review decisions. All are checked before any is written."""
+        if not 1 <= len(decisions) <= MAX_REVIEW_DECISIONS:
+            raise BadUserInput.at(
+                "decisions", f"must hold between 1 and {MAX_REVIEW_DECISIONS} decisions"
+            )
+        final: dict[str, Review] = {}
+        for d in decisions:
+            final[d.piece_id] = d.outcome  # the last decision for a piece wins
+        problems: list[Problem] = []
+        for i, (piece_id, outcome) in enumerate(final.items()):
+            piece = await self.pieces.get(principal, piece_id)
+            where = f"decisions[{i}].pieceId"
+            if piece is None:
+                raise NotFound("piece", piece_id)
+            if piece.status is not PieceStatus.COMPLETED:
+                problems.append(Problem(where, f"the piece is {piece.status.value}, not completed"))
+            elif piece.review is Review.REJECTED and outcome is Review.ACCEPTED:
+                problems.append(
+                    Problem(where, "a rejected piece stays rejected: its place may be taken")
+                )
+        if problems:
+            raise Conflict(problems[0].message, field=problems[0].path)
+        reviewed: list[Piece] = []
+        for piece_id, outcome in final.items():
+            before = await self.pieces.get(principal, piece_id)
+            piece = await self.pieces.review(principal, piece_id, outcome)
+            if piece is None:
+                raise Conflict(f"piece {piece_id} changed while it was being reviewed")
+            reviewed.append(piece)
+            if outcome is Review.REJECTED and before and before.review is not Review.REJECTED:
+                await self.events.append(
+                    piece.cook_id, EventType.PIECE_REJECTED, piece_id=piece.id, index=piece.index
+                )
+                self.kick(piece.cook_id)  # a running cook makes a replacement
+        return reviewed
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    def kick(self, cook_id: str) -> None:
+        """Fill the cook's free slots soon, in this process."""
+        if cook_id in self._filling:
+            self._filling[cook_id] = True
+            return
+        self._filling[cook_id] = False
+        self._spawn(self._fill_repeatedly(cook_id))
+
+    async def _fill_repeatedly(self, cook_id: str) -> None:
+        try:
+            while True:
+                await self.fill(cook_id)
+                if not self._filling.get(cook_id):
+                    return
+                self._filling[cook_id] = False
+        finally:
+            self._filling.pop(cook_id, None)
+
+    async def fill(self, cook_id: str) -> None:
+        """Start pieces (due retries first) while the cook runs and has free slots."""
+        for _ in range(FILL_STEPS):
+            cook = await self.cooks.load(cook_id)
+            if cook is None or cook.status is not CookStatus.RUNNING:
+                return
+            taken = await self.pieces.taken_slots(cook.id)
+            free = [k for k in range(cook.max_concurrent) if k not in taken]
+            if not free:
+                return
+            try:
+                piece = await self.pieces.claim_retry(cook.id, free[0])
+                if piece is None:
+                    piece = await self._new_piece(cook, free[0])
+            except DuplicateKeyError:
+                continue  # another process took that slot or seat first: look again
+            if piece is None:
+                return
+            self._spawn(self._attempt(cook, piece))
+
+    async def _new_piece(self, cook: Cook, slot: int) -> Piece | None:
+        live = await self.pieces.count_live(cook.id)
+        if live >= cook.count:
+            return None
+        index = await self.collections.allocate_piece_index(cook.collection_id)
+        try:
+            drawn = draw(cook.config, cook.seed, index)
+        except UniqueValuesExhausted as exc:
+            await self.fail_cook(cook.id, str(exc))
+            return None
+        seat = live
+        while True:
+            try:
+                return await self.pieces.create(
+                    cook_id=cook.id,
+                    collection_id=cook.collection_id,
+                    owner_id=cook.owner_id,
+                    config_hash=cook.config_hash,
+                    drawn=drawn,
+                    seat=seat,
+                    slot=slot,
+                )
+            except DuplicateKeyError as exc:
+                # Another process took the seat or slot first. Try another with the same
+                # index; only when none is left is the index skipped (a gap, never a reuse).
+                taken = (exc.details or {}).get("keyPattern", {})
+                if "seat" in taken:
+                    seats = await self.pieces.taken_seats(cook.id)
+                    free = [s for s in range(cook.count) if s not in seats]
+                elif "slot" in taken:
+                    slots = await self.pieces.taken_slots(cook.id)
+                    free = [k for k in range(cook.max_concurrent) if k not in slots]
+                else:
+                    raise
+                if not free:
+                    log.info("index %d of %s skipped: no free place", index, cook.collection_id)
+                    return None
+                if "seat" in taken:
+                    seat = free[0]
+                else:
+                    slot = free[0]
+
+    async def _attempt(self, cook: Cook, piece: Piece) -> None:
+        """Run one attempt of a piece with its tool and report the outcome."""
+        await self.events.append(
+            cook.id,
+            EventType.PIECE_SUBMITTED,
+            piece_id=piece.id,
+            index=piece.index,
+            attempt=piece.attempt,
+        )
+        spec = TOOLS.get(cook.generator.id)
+        call = ToolCall(piece.job_key, piece.attempt, piece.params)
+        outcome: Outcome
+        deliveries = 1
+        if spec is None:
+            outcome = Failure(f"the tool {cook.generator.id!r} is not available", retryable=False)
+        else:
+            deliveries = spec.deliveries(call)
+            try:
+                output = await asyncio.wait_for(spec.run(call), self.policy.tool_timeout_seconds)
+                outcome = Success(output.text, output.cost_micros)
+            except ToolFailure as exc:
+                outcome = Failure(exc.reason, exc.retryable)
+            except TimeoutError:
+                outcome = Failure("the tool timed out", retryable=True)
+            except Exception:
+                log.exception("tool %s failed on %s", spec.id, piece.job_key)
+                outcome = Failure("the tool failed unexpectedly", retryable=True)
+        await asyncio.gather(
+            *(self.complete(cook.id, piece.id, piece.attempt, outcome) for _ in range(deliveries))
+        )
+
+    async def complete(self, cook_id: str, piece_id: str, attempt: int, outcome: Outcome) -> bool:
+        """The one completion function, for every path (sync, webhook, polling, lease expiry).
+
+        Only the first report of an attempt changes anything; a duplicate, late or
+        out-of-order one is a logged no-op. Returns whether this report was applied.
+        """
+        cook = await self.cooks.load(cook_id)
+        may_retry = cook is not None and cook.status in (CookStatus.RUNNING, CookStatus.PAUSED)
+        piece = await self.pieces.settle(piece_id, attempt, outcome, may_retry=may_retry)
+        if piece is None:
+            log.info("ignored a repeated or late outcome for %s attempt %d", piece_id, attempt)
+            return False
+        event = {
+            PieceStatus.COMPLETED: EventType.PIECE_COMPLETED,
+            PieceStatus.RETRYING: EventType.PIECE_RETRYING,
+        }.get(piece.status, EventType.PIECE_FAILED)
+        detail = outcome.reason if isinstance(outcome, Failure) else None
+        await self.events.append(
+            cook_id, event, piece_id=piece.id, index=piece.index, attempt=attempt, detail=detail
+        )
+        if piece.status is PieceStatus.FAILED and cook is not None:
+            failed = await self.pieces.count(cook_id, (PieceStatus.FAILED,))
+            if failed >= cook.max_failures:
+                await self.fail_cook(
+                    cook_id, f"{failed} pieces failed (the limit is {cook.max_failures})"
+                )
+        await self._maybe_finish(cook_id)
+        self.kick(cook_id)
+        return True
+
+    async def fail_cook(self, cook_id: str, reason: str) -> None:
+        failed = await self.cooks.transition(
+            cook_id,
+            (CookStatus.RUNNING, CookStatus.PAUSED),
+            CookStatus.FAILED,
+            EventType.COOK_FAILED,
+            reason=reason,
+        )
+        if failed is not None:
+            await self.pieces.cancel_waiting(cook_id)
+
+    async def _maybe_finish(self, cook_id: str) -> None:
+        cook = await self.cooks.load(cook_id)
+        if cook is None:
+            return
+        if cook.status is CookStatus.RUNNING:
+            if await self.pieces.completed_live(cook_id) < cook.count:
+                return
+            if await self.pieces.count(cook_id, (PieceStatus.RUNNING, PieceStatus.RETRYING)):
+                return
+            await self.cooks.transition(
+                cook_id, (CookStatus.RUNNING,), CookStatus.COMPLETED, EventType.COOK_COMPLETED
+            )
+        elif cook.status is CookStatus.CANCELLING:
+            if await self.pieces.count(cook_id, (PieceStatus.RUNNING,)):
+                return
+            done = await self.cooks.transition(
+                cook_id,
+                (CookStatus.CANCELLING,),
+                CookStatus.CANCELLED,
+                EventType.COOK_CANCELLED,
+                reason=cook.reason,
+            )
+            if done is not None:
+                await self.pieces.cancel_waiting(cook_id)
+
+    # --- the sweeper ----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One pass of the background work. Safe in every process at once."""
+        for piece_id, cook_id, attempt in await self.pieces.expired_leases():
+            await self.complete(
+                cook_id, piece_id, attempt, Failure("the attempt's lease expired", retryable=True)
+            )
+        for cook_id in await self.cooks.running_ids(ACTIVE):
+            await self._maybe_finish(cook_id)
+            self.kick(cook_id)
+        for cook_id in await self.pieces.waiting_cook_ids():
+            cook = await self.cooks.load(cook_id)
+            if cook is None or cook.status not in (CookStatus.RUNNING, CookStatus.PAUSED):
+                await self.pieces.cancel_waiting(cook_id)
+
+    async def run(self) -> None:
+        """Tick forever (started by the app's lifespan)."""
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("scheduler tick failed; trying again")
+            await asyncio.sleep(self.policy.tick_seconds)
+
+    async def stop(self) -> None:
+        """Stop in-process work. In-flight pieces keep their leases and are taken over later."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def idle(self) -> None:
+        """Wait until this process has no work in hand (for tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+
+def _random_seed() -> int:
+    return secrets.randbelow(SEED_BOUND + 1)

@@ -1,0 +1,259 @@
+"""GraphQL types for cooks, pieces and events. Nested data comes through DataLoaders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from orchestration import cooks as cook_domain
+from orchestration import engine
+from orchestration import events as event_domain
+from orchestration import pieces as piece_domain
+from orchestration.errors import BadUserInput
+from orchestration.events import MAX_EVENTS_PAGE
+from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
+from schema.context import Info
+from schema.types import PageInfo
+
+CookStatus = strawberry.enum(
+    cook_domain.CookStatus,
+    name="CookStatus",
+    description="RUNNING and PAUSED cooks are active (one per collection at most); CANCELLING "
+    "starts nothing new and becomes CANCELLED once in-flight pieces settle.",
+)
+PieceStatus = strawberry.enum(piece_domain.PieceStatus, name="PieceStatus")
+ReviewOutcome = strawberry.enum(piece_domain.Review, name="ReviewOutcome")
+CookEventType = strawberry.enum(event_domain.EventType, name="CookEventType")
+
+
+def usd(micros: int) -> Decimal:
+    return Decimal(micros).scaleb(-6)
+
+
+@strawberry.type(description="One trait a piece drew.")
+class ChosenTrait:
+    category: str
+    name: str
+    value: str
+
+    @classmethod
+    def from_domain(cls, t: engine.ChosenTrait) -> ChosenTrait:
+        return cls(category=t.category, name=t.name, value=t.value)
+
+
+@strawberry.type(description="Counts computed from the cook's pieces, and its exact cost.")
+class CookNumbers:
+    in_flight: int
+    retrying: int = strawberry.field(description="Waiting for their next attempt.")
+    completed: int
+    accepted: int
+    rejected: int
+    pending_review: int
+    failed: int
+    cancelled: int
+    live: int = strawberry.field(
+        description="In flight, retrying, or completed and not rejected; never above count."
+    )
+    cost_usd: Decimal = strawberry.field(description="Exact, in US dollars (6 decimals).")
+
+    @classmethod
+    def from_domain(cls, n: piece_domain.CookNumbers) -> CookNumbers:
+        return cls(
+            in_flight=n.in_flight,
+            retrying=n.retrying,
+            completed=n.completed,
+            accepted=n.accepted,
+            rejected=n.rejected,
+            pending_review=n.pending_review,
+            failed=n.failed,
+            cancelled=n.cancelled,
+            live=n.live,
+            cost_usd=usd(n.cost_micros),
+        )
+
+
+@strawberry.type(description="A piece of a cook: its draw, its attempts' result and review.")
+class Piece:
+    id: strawberry.ID
+    cook_id: strawberry.ID
+    collection_id: strawberry.ID
+    index: int = strawberry.field(description="Unique and increasing within the collection.")
+    job_key: str = strawberry.field(description="`cookId:index`.")
+    status: PieceStatus  # type: ignore[valid-type]
+    review: ReviewOutcome | None  # type: ignore[valid-type]
+    attempt: int
+    seed: str = strawberry.field(description="The piece's own seed (a 63-bit integer).")
+    config_hash: str = strawberry.field(description="SHA-256 of the configuration it drew from.")
+    traits: list[ChosenTrait]
+    params: JSON = strawberry.field(description="The filled template sent to the generator.")
+    output: str | None
+    cost_usd: Decimal
+    last_error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_domain(cls, p: piece_domain.Piece) -> Piece:
+        return cls(
+            id=strawberry.ID(p.id),
+            cook_id=strawberry.ID(p.cook_id),
+            collection_id=strawberry.ID(p.collection_id),
+            index=p.index,
+            job_key=p.job_key,
+            status=p.status,
+            review=p.review,
+            attempt=p.attempt,
+            seed=str(p.seed),
+            config_hash=p.config_hash,
+            traits=[ChosenTrait.from_domain(t) for t in p.traits],
+            params=cast(JSON, p.params),
+            output=p.output_text,
+            cost_usd=usd(p.cost_micros),
+            last_error=p.last_error,
+            created_at=p.created_at,
+            completed_at=p.completed_at,
+        )
+
+
+@strawberry.type(description="One entry of a cook's event log.")
+class CookEvent:
+    seq: int = strawberry.field(description="Strictly increasing per cook, starting at 1.")
+    type: CookEventType  # type: ignore[valid-type]
+    at: datetime
+    piece_id: strawberry.ID | None
+    index: int | None
+    attempt: int | None
+    detail: str | None
+
+    @classmethod
+    def from_domain(cls, e: event_domain.Event) -> CookEvent:
+        return cls(
+            seq=e.seq,
+            type=e.type,
+            at=e.at,
+            piece_id=strawberry.ID(e.piece_id) if e.piece_id else None,
+            index=e.index,
+            attempt=e.attempt,
+            detail=e.detail,
+        )
+
+
+async def _cook_numbers(root: strawberry.Parent[Cook], info: Info) -> CookNumbers:
+    return CookNumbers.from_domain(await info.context.loaders.cook_numbers.load(root.id))
+
+
+async def _cook_events(
+    root: strawberry.Parent[Cook],
+    info: Info,
+    after_seq: Annotated[int, strawberry.argument(description="0 for all.")] = 0,
+    first: Annotated[int, strawberry.argument(description=f"1 to {MAX_EVENTS_PAGE}.")] = 100,
+) -> list[CookEvent]:
+    if not 1 <= first <= MAX_EVENTS_PAGE:
+        raise BadUserInput.at("first", f"must be between 1 and {MAX_EVENTS_PAGE}")
+    found = await info.context.loaders.cook_events.load((root.id, after_seq, first))
+    return [CookEvent.from_domain(e) for e in found]
+
+
+async def _cook_pieces(
+    root: strawberry.Parent[Cook],
+    info: Info,
+    first: Annotated[int, strawberry.argument(description=f"1 to {MAX_PAGE}.")] = 50,
+) -> list[Piece]:
+    check_first(first)
+    found = await info.context.loaders.cook_pieces.load((root.id, first))
+    return [Piece.from_domain(p) for p in found]
+
+
+@strawberry.type(description="A run that generates pieces for a collection.")
+class Cook:
+    id: strawberry.ID
+    collection_id: strawberry.ID
+    status: CookStatus  # type: ignore[valid-type]
+    reason: str | None = strawberry.field(description="Why it failed or was cancelled.")
+    count: int = strawberry.field(description="Pieces to make (completed and not rejected).")
+    max_concurrent: int
+    max_failures: int = strawberry.field(description="The cook fails at this many failed pieces.")
+    seed: int = strawberry.field(description="With the configuration, fixes every draw.")
+    config_hash: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    last_seq: int = strawberry.field(description="The sequence number of its latest event.")
+
+    numbers: CookNumbers = strawberry.field(
+        resolver=_cook_numbers, description="Counts and cost, computed from the pieces."
+    )
+    events: list[CookEvent] = strawberry.field(
+        resolver=_cook_events,
+        description=f"Events after `afterSeq`, in order; at most {MAX_EVENTS_PAGE}.",
+    )
+    pieces: list[Piece] = strawberry.field(
+        resolver=_cook_pieces, description=f"Its pieces by index; at most {MAX_PAGE}."
+    )
+
+    @classmethod
+    def from_domain(cls, c: cook_domain.Cook) -> Cook:
+        return cls(
+            id=strawberry.ID(c.id),
+            collection_id=strawberry.ID(c.collection_id),
+            status=c.status,
+            reason=c.reason,
+            count=c.count,
+            max_concurrent=c.max_concurrent,
+            max_failures=c.max_failures,
+            seed=c.seed,
+            config_hash=c.config_hash,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            ended_at=c.ended_at,
+            last_seq=c.last_seq,
+        )
+
+
+@strawberry.type
+class CookEdge:
+    cursor: str
+    node: Cook
+
+
+@strawberry.type(description="A page of cooks, newest first.")
+class CookConnection:
+    edges: list[CookEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, page: Page[cook_domain.Cook]) -> CookConnection:
+        return cls(
+            edges=[
+                CookEdge(cursor=encode_cursor(c.created_at, c.id), node=Cook.from_domain(c))
+                for c in page.items
+            ],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type(description="A drawn piece that was not generated or stored.")
+class PiecePreview:
+    index: int
+    seed: str
+    traits: list[ChosenTrait]
+    params: JSON
+
+    @classmethod
+    def from_domain(cls, d: engine.Draw) -> PiecePreview:
+        return cls(
+            index=d.index,
+            seed=str(d.seed),
+            traits=[ChosenTrait.from_domain(t) for t in d.traits],
+            params=cast(JSON, d.params),
+        )
+
+
+@strawberry.type(description="What the next cook would draw with this seed.")
+class Preview:
+    seed: int
+    pieces: list[PiecePreview]
