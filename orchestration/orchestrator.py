@@ -35,7 +35,7 @@ from orchestration.pieces import (
     Success,
 )
 from orchestration.policy import SEED_BOUND, CookPolicy
-from orchestration.tools import TOOLS, ToolCall, ToolFailure
+from orchestration.tools import TOOLS, Submitted, ToolCall, ToolFailure
 
 log = logging.getLogger("cook.orchestrator")
 
@@ -306,6 +306,10 @@ class Orchestrator:
             deliveries = spec.deliveries(call)
             try:
                 output = await asyncio.wait_for(spec.run(call), self.policy.tool_timeout_seconds)
+                if isinstance(output, Submitted):
+                    # Its outcome arrives later through ``complete``; until then the piece
+                    # holds its slot under its lease, and the sweeper takes it over if not.
+                    return
                 outcome = Success(output.text, output.cost_micros)
             except ToolFailure as exc:
                 outcome = Failure(exc.reason, exc.retryable)

@@ -1,6 +1,7 @@
 """Generator tools: what a collection names, and what turns a piece's parameters into output.
 
-A tool's ``run`` returns a ``ToolOutput`` or raises ``ToolFailure`` (retryable or permanent).
+A tool's ``run`` returns a ``ToolOutput`` (done), or ``Submitted`` (the outcome comes later),
+or raises ``ToolFailure`` (retryable or permanent).
 Every outcome, from whichever path, reaches the orchestrator's one completion function.
 """
 
@@ -23,6 +24,14 @@ class ToolOutput:
     cost_micros: int = 0  # exact cost in millionths of a US dollar
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """The tool accepted the job and will report its outcome later (a webhook or a poll),
+    through the orchestrator's completion function."""
+
+    run_id: str
+
+
 class ToolFailure(Exception):
     def __init__(self, reason: str, *, retryable: bool) -> None:
         super().__init__(reason)
@@ -41,7 +50,7 @@ class ToolCall:
 class ToolSpec:
     id: str
     description: str
-    run: Callable[[ToolCall], Awaitable[ToolOutput]]
+    run: Callable[[ToolCall], Awaitable[ToolOutput | Submitted]]
     # How many times the runner reports each outcome: the test tool simulates providers that
     # deliver one completion through several paths at once.
     deliveries: Callable[[ToolCall], int] = lambda _: 1

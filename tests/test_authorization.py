@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from tests.api import ADMIN, OWNER, STRANGER, Api, collection_input
+from tests.api import (
+    ADMIN,
+    OWNER,
+    STRANGER,
+    Api,
+    collection_input,
+    start_cook,
+    wait_for_cook,
+    with_test_tool,
+)
 
 OK, UNAUTHENTICATED, NOT_FOUND = "ok", "UNAUTHENTICATED", "NOT_FOUND"
 
@@ -20,9 +29,12 @@ class Operation:
     # expected outcome for anonymous, stranger, owner, admin, on the owner's collection
     expect: tuple[str, str, str, str]
 
-    def variables(self, collection_id: str) -> dict[str, Any]:
+    def variables(self, target: Target) -> dict[str, Any]:
         return {
-            "id": collection_id,
+            "id": target.collection,
+            "cook": target.cook,
+            "spare": target.spare,
+            "piece": target.piece,
             "input": {"name": "changed"},
             "create": collection_input(name="new"),
             "file": {
@@ -32,6 +44,30 @@ class Operation:
                 ]
             },
         }
+
+
+@dataclass(frozen=True)
+class Target:
+    """The owner's things every operation is tried on."""
+
+    collection: str  # with a running cook
+    cook: str  # running, one piece in flight for seconds
+    spare: str  # a collection with no cook
+    piece: str  # a completed piece
+
+
+async def make_target(api: Api) -> Target:
+    slow = await api.create_collection(as_=OWNER, **with_test_tool(latencyMs=20_000))
+    cook = await start_cook(api, slow["id"], count=2, maxConcurrent=1)
+    await wait_for_cook(
+        api, cook["id"], lambda c: c["numbers"]["inFlight"] == 1 and c["lastSeq"] >= 2
+    )
+    spare = await api.create_collection(as_=OWNER)
+    done = await api.create_collection(as_=OWNER)
+    finished = await wait_for_cook(
+        api, (await start_cook(api, done["id"], count=1))["id"], extra="pieces { id }"
+    )
+    return Target(slow["id"], cook["id"], spare["id"], finished["pieces"][0]["id"])
 
 
 OWNED = (UNAUTHENTICATED, NOT_FOUND, OK, OK)
@@ -69,6 +105,37 @@ OPERATIONS = [
     Operation(
         "restoreCollection", "mutation($id: ID!) { restoreCollection(id: $id) { id } }", True, OWNED
     ),
+    Operation(
+        "previewPieces",
+        "query($id: ID!) { previewPieces(collectionId: $id, count: 3) { seed } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "cook", "query($cook: ID!) { cook(id: $cook) { id numbers { live } } }", False, OWNED
+    ),
+    Operation(
+        "cooks",
+        "query($id: ID!) { cooks(collectionId: $id) { edges { node { id } } } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "startCook",
+        "mutation($spare: ID!) { startCook(collectionId: $spare, count: 1) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation("pauseCook", "mutation($cook: ID!) { pauseCook(id: $cook) { id } }", True, OWNED),
+    Operation("resumeCook", "mutation($cook: ID!) { resumeCook(id: $cook) { id } }", True, OWNED),
+    Operation("cancelCook", "mutation($cook: ID!) { cancelCook(id: $cook) { id } }", True, OWNED),
+    Operation(
+        "reviewPieces",
+        "mutation($piece: ID!) "
+        "{ reviewPieces(decisions: [{pieceId: $piece, outcome: REJECTED}]) { id } }",
+        True,
+        OWNED,
+    ),
 ]
 CALLERS = [None, STRANGER, OWNER, ADMIN]
 
@@ -89,9 +156,9 @@ def test_every_root_field_of_the_schema_has_an_expectation() -> None:
 async def test_each_operation_answers_each_kind_of_caller_as_expected(
     api: Api, op: Operation, caller: str | None
 ) -> None:
-    target = await api.create_collection(as_=OWNER)
+    target = await make_target(api)
     before = await snapshot(api)
-    body = await api.post(op.document, op.variables(target["id"]), token=api.token_for(caller))
+    body = await api.post(op.document, op.variables(target), token=api.token_for(caller))
     expected = op.expect[CALLERS.index(caller)]
     if expected == OK:
         assert not body.get("errors"), body
@@ -102,9 +169,10 @@ async def test_each_operation_answers_each_kind_of_caller_as_expected(
     assert await snapshot(api) == before, "a refused call must change nothing"
 
 
-async def snapshot(api: Api) -> list[dict[str, Any]]:
+async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
     db = api.app.state.runtime.client[api.settings.db_name]
-    return [doc async for doc in db["collections"].find({}).sort("_id")]
+    names = ("collections", "cooks", "pieces", "cook_events")
+    return {name: [doc async for doc in db[name].find({}).sort("_id")] for name in names}
 
 
 async def test_another_users_collection_is_indistinguishable_from_a_missing_one(api: Api) -> None:
