@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from orchestration.tools import TOOLS, Submitted, ToolCall, ToolSpec
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
-from tests.api import Api, collection_input
+from tests.api import Api
 
 SOAK = os.environ.get("COOK_SOAK") == "1"
 # Shrinking re-runs whole machines (about a second each); set COOK_SHRINK=1 to minimise a failure.
@@ -47,11 +47,10 @@ async def _external(call: ToolCall) -> Submitted:
 
 
 @pytest.fixture
-def external_tool(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def external_tool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(
         TOOLS, "external", ToolSpec("external", "test: outcome from outside", _external)
     )
-    yield
 
 
 class CookMachine(RuleBasedStateMachine):
