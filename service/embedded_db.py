@@ -65,6 +65,7 @@ class FlatInsertSQLiteEngine(SQLiteEngine):
     ) -> None:
         if scan_payload_id and not id_contains_numeric_value(document.get("_id")):
             scan_payload_id = False
+        self._ensure_array_probe_indexes(db_name, coll_name)
         super()._validate_document_against_unique_indexes(
             db_name,
             coll_name,
@@ -74,19 +75,27 @@ class FlatInsertSQLiteEngine(SQLiteEngine):
             scan_payload_id=scan_payload_id,
         )
 
-    def _field_is_top_level_array_in_collection(
-        self, db_name: str, coll_name: str, field: str
-    ) -> bool:
-        # Not remembered in memory: a write that rolls back also rolls back this DDL.
-        path = json_path_for_field(field)
-        name = "cook_array_probe_" + hashlib.sha256(path.encode()).hexdigest()[:16]
-        literal = "'" + path.replace("'", "''") + "'"
-        self._require_connection().execute(
-            f"CREATE INDEX IF NOT EXISTS {name} "
-            f"ON documents (db_name, coll_name, json_type(document, {literal}))"
-        )
-        result: bool = super()._field_is_top_level_array_in_collection(db_name, coll_name, field)
-        return result
+    def _ensure_array_probe_indexes(self, db_name: str, coll_name: str) -> None:
+        """Give SQLite an index on ``json_type(document, path)`` for every unique index field.
+
+        Runs only here, on the write path, inside the insert's own write transaction: a read
+        path must never write (in WAL mode a read transaction cannot become a write one once
+        the file has moved on, and SQLite then answers "database is locked" at once). Not
+        remembered in memory either: a write that rolls back also rolls back this DDL, and
+        ``IF NOT EXISTS`` costs a schema lookup when the index is already there.
+        """
+        conn = self._require_connection()
+        for index in self._load_indexes(db_name, coll_name):
+            if not index.get("unique"):
+                continue
+            for field in index["fields"]:
+                path = json_path_for_field(field)
+                name = "cook_array_probe_" + hashlib.sha256(path.encode()).hexdigest()[:16]
+                literal = "'" + path.replace("'", "''") + "'"
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {name} "
+                    f"ON documents (db_name, coll_name, json_type(document, {literal}))"
+                )
 
 
 def insert_fix_applies() -> bool:

@@ -118,3 +118,50 @@ def test_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: Path) -> 
             assert c.cook.things.find_one({"_id": "t_7"}) == {"_id": "t_7", "n": -7}
     finally:
         db.stop()
+
+
+def test_reads_never_fail_while_writes_run_alongside(embedded: EmbeddedDatabase) -> None:
+    """Reads must not write: a read transaction that tries to is refused with 'locked'."""
+    import threading
+
+    name = f"rw_{uuid.uuid4().hex[:8]}"
+    errors: list[Exception] = []
+    stop = threading.Event()
+    with MongoClient(embedded.uri) as writer_client, MongoClient(embedded.uri) as reader_client:
+        wcoll = writer_client[name]["pieces"]
+        wcoll.create_index(
+            "seat", unique=True, partialFilterExpression={"seat": {"$type": "string"}}
+        )
+        rcoll = reader_client[name]["pieces"]
+
+        def write() -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    wcoll.insert_one(piece(i))
+                    wcoll.update_one({"seat": f"ck_x:{i}"}, {"$set": {"status": "running"}})
+                except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                    errors.append(exc)
+                i += 1
+
+        def read() -> None:
+            while not stop.is_set():
+                try:
+                    rcoll.count_documents({"cookId": "ck_x", "status": "completed"})
+                    rcoll.count_documents({"cookId": "ck_x", "seat": {"$exists": True}})
+                    list(rcoll.find({"status": "running"}, {"seat": 1}).limit(5))
+                except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                    errors.append(exc)
+
+        threads = [
+            threading.Thread(target=write),
+            threading.Thread(target=read),
+            threading.Thread(target=read),
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(4)
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
