@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -19,7 +19,16 @@ from orchestration.ids import AccountId, new_id, parse_entity_id
 from orchestration.pagination import Page, after_filter, check_first, encode_cursor
 from orchestration.template import Json, validate_template
 from orchestration.tools import TOOLS
-from orchestration.traits import TraitTree, tree_from_doc, tree_to_doc, validate_tree
+from orchestration.traits import (
+    DrawRules,
+    TraitTree,
+    rules_from_doc,
+    rules_to_doc,
+    tree_from_doc,
+    tree_to_doc,
+    validate_rules,
+    validate_tree,
+)
 
 MAX_COLLECTION_NAME = 100
 MAX_DESCRIPTION = 2000
@@ -52,6 +61,7 @@ class CollectionSpec:
     generator: Generator
     trait_tree: TraitTree
     template: Json
+    rules: DrawRules = field(default_factory=DrawRules)
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class CollectionPatch:
     generator: Generator | None = None
     trait_tree: TraitTree | None = None
     template: Json | None = None
+    rules: DrawRules | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ def validate_spec(spec: CollectionSpec, path: str = "input") -> list[Problem]:
     problems += validate_tree(spec.trait_tree, f"{path}.traitTree")
     names = [c.name for c in spec.trait_tree]
     problems += validate_template(spec.template, names, f"{path}.template")
+    problems += validate_rules(spec.rules, spec.trait_tree, f"{path}.rules")
     return problems
 
 
@@ -262,6 +274,7 @@ def _spec_doc(spec: CollectionSpec) -> Document:
         "traitTree": tree_to_doc(spec.trait_tree),
         # Stored as text: template keys may hold '.' or '$', which field names may not.
         "templateJson": json.dumps(spec.template, separators=(",", ":"), ensure_ascii=False),
+        "rules": rules_to_doc(spec.rules),
     }
 
 
@@ -286,6 +299,7 @@ def _from_doc(doc: Document) -> Collection:
         generator=Generator(GeneratorKind(gen["kind"]), gen["id"]),
         trait_tree=tree_from_doc(doc["traitTree"]),
         template=json.loads(doc["templateJson"]),
+        rules=rules_from_doc(doc.get("rules")),
     )
     return Collection(
         id=doc["_id"],

@@ -26,7 +26,7 @@ from orchestration.events import EventLog, EventType
 from orchestration.ids import AccountId, new_id
 from orchestration.pagination import Page, after_filter, check_first, encode_cursor
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
-from orchestration.traits import tree_from_doc, tree_to_doc
+from orchestration.traits import rules_from_doc, rules_to_doc, tree_from_doc, tree_to_doc
 
 type Document = dict[str, Any]
 
@@ -118,7 +118,7 @@ class CookStore:
             raise BadUserInput.at(
                 "collectionId", "spells cannot cook yet: choose a tool as the generator"
             )
-        config = Config(spec.trait_tree, spec.template)
+        config = Config(spec.trait_tree, spec.template, spec.rules)
         at = clock.now()
         doc: Document = {
             "_id": new_id(ID_PREFIX),
@@ -134,6 +134,7 @@ class CookStore:
             "config": {
                 "traitTree": tree_to_doc(config.trait_tree),
                 "templateJson": json.dumps(config.template, separators=(",", ":")),
+                "rules": rules_to_doc(config.rules),
             },
             "configHash": config.hash,
             "generator": {"kind": spec.generator.kind.value, "id": spec.generator.id},
@@ -228,7 +229,9 @@ def _scope(principal: Principal, cook_id: str) -> Document:
 
 def _from_doc(doc: Document) -> Cook:
     config = Config(
-        tree_from_doc(doc["config"]["traitTree"]), json.loads(doc["config"]["templateJson"])
+        tree_from_doc(doc["config"]["traitTree"]),
+        json.loads(doc["config"]["templateJson"]),
+        rules_from_doc(doc["config"].get("rules")),
     )
     gen = doc["generator"]
     return Cook(

@@ -11,17 +11,20 @@ permutes the range with the old system's affine bijection, kept exact so legacy 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.template import Json, fill
 from orchestration.traits import (
+    DrawRules,
     GeneratedCategory,
     ManualCategory,
     TraitTree,
+    rules_to_doc,
     tree_to_doc,
 )
 
@@ -43,20 +46,29 @@ class Draw:
 
 @dataclass(frozen=True)
 class Config:
-    """What a cook draws from: a snapshot of the collection's tree and template."""
+    """What a cook draws from: a snapshot of the collection's tree, template and rules."""
 
     trait_tree: TraitTree
     template: Json
+    rules: DrawRules = field(default_factory=DrawRules)
 
     @property
     def hash(self) -> str:
         canonical = json.dumps(
-            {"traitTree": tree_to_doc(self.trait_tree), "template": self.template},
+            {
+                "traitTree": tree_to_doc(self.trait_tree),
+                "template": self.template,
+                "rules": rules_to_doc(self.rules),
+            },
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class NoValidDraw(Exception):
+    """The exclusion rules left some category without a trait for this draw."""
 
 
 class UniqueValuesExhausted(Exception):
@@ -67,18 +79,28 @@ class UniqueValuesExhausted(Exception):
         self.category = category
 
 
-def piece_seed(cook_seed: int, index: int) -> int:
-    digest = hashlib.sha256(f"cook-piece:{cook_seed}:{index}".encode()).digest()
+def piece_seed(cook_seed: int, index: int, salt: int = 0) -> int:
+    text = f"cook-piece:{cook_seed}:{index}" + (f":{salt}" if salt else "")
+    digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1  # fits a signed 64-bit integer
 
 
-def draw(config: Config, cook_seed: int, index: int) -> Draw:
-    seed = piece_seed(cook_seed, index)
+def draw(config: Config, cook_seed: int, index: int, salt: int = 0) -> Draw:
+    """The piece at ``index``. ``salt`` > 0 draws again (when a combination was taken or
+    the exclusion rules left no trait); each salt gives one fixed draw."""
+    seed = piece_seed(cook_seed, index, salt)
     rng = random.Random(seed)  # noqa: S311 - reproducible art, not security
+    forbidden = _forbidden_pairs(config.rules)
     chosen: list[ChosenTrait] = []
     for category in config.trait_tree:
         if isinstance(category, ManualCategory):
-            trait = weighted_choice(category, rng)
+            blocked = {
+                name
+                for prior in chosen
+                for cat, name in forbidden.get((prior.category, prior.name), ())
+                if cat == category.name
+            }
+            trait = weighted_choice(category, rng, blocked)
             chosen.append(ChosenTrait(category.name, trait.name, trait.value))
         else:
             value = range_value(category, index, rng)
@@ -87,8 +109,29 @@ def draw(config: Config, cook_seed: int, index: int) -> Draw:
     return Draw(index=index, seed=seed, traits=tuple(chosen), params=params)
 
 
-def weighted_choice(category: ManualCategory, rng: random.Random) -> Any:
-    positive = [t for t in category.traits if t.weight > 0]
+def combination_key(traits: tuple[ChosenTrait, ...]) -> str:
+    """Identifies a piece's full set of traits (for "no two pieces with the same traits")."""
+    canonical = json.dumps([[t.category, t.name] for t in traits], ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _forbidden_pairs(rules: DrawRules) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """Both directions of every exclusion, so tree order does not matter."""
+    pairs: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for rule in rules.exclusions:
+        for excluded in rule.excludes:
+            a, b = (rule.category, rule.trait), (rule.excluded_category, excluded)
+            pairs.setdefault(a, set()).add(b)
+            pairs.setdefault(b, set()).add(a)
+    return pairs
+
+
+def weighted_choice(
+    category: ManualCategory, rng: random.Random, blocked: set[str] | frozenset[str] = frozenset()
+) -> Any:
+    positive = [t for t in category.traits if t.weight > 0 and t.name not in blocked]
+    if not positive:
+        raise NoValidDraw(f"the exclusion rules leave {category.name!r} without a trait")
     total = math.fsum(t.weight for t in positive)
     point = rng.random() * total
     running = 0.0
@@ -121,6 +164,31 @@ def permute(i: int, size: int, seed: int) -> int:
         a += 1
     b = (49297 + seed) % size
     return (i * a + b) % size
+
+
+ENUMERATION_LIMIT = 200_000
+
+
+def combination_capacity(config: Config) -> int | None:
+    """How many distinct trait combinations the configuration allows (None: too many to
+    count, which is more than any cook can ask for)."""
+    manual = [c for c in config.trait_tree if isinstance(c, ManualCategory)]
+    ranges = 1
+    for c in config.trait_tree:
+        if isinstance(c, GeneratedCategory):
+            ranges *= c.range.size
+    options = [[t.name for t in c.traits if t.weight > 0] for c in manual]
+    product = math.prod(len(o) for o in options)
+    if product * ranges > 10**12 or product > ENUMERATION_LIMIT:
+        return None
+    forbidden = _forbidden_pairs(config.rules)
+    names = [c.name for c in manual]
+    valid = 0
+    for combo in itertools.product(*options):
+        picked = list(zip(names, combo, strict=True))
+        if not any(b in forbidden.get(a, ()) for a in picked for b in picked):
+            valid += 1
+    return valid * ranges
 
 
 def unique_capacity(tree: TraitTree) -> int | None:

@@ -22,7 +22,16 @@ from pymongo.errors import DuplicateKeyError
 from auth.principal import Principal
 from orchestration.collections import CollectionStore, GeneratorKind
 from orchestration.cooks import ACTIVE, Cook, CookRequest, CookStatus, CookStore
-from orchestration.engine import Config, Draw, UniqueValuesExhausted, draw, unique_capacity
+from orchestration.engine import (
+    Config,
+    Draw,
+    NoValidDraw,
+    UniqueValuesExhausted,
+    combination_capacity,
+    combination_key,
+    draw,
+    unique_capacity,
+)
 from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
 from orchestration.events import EventLog, EventType
 from orchestration.pieces import (
@@ -42,6 +51,7 @@ log = logging.getLogger("cook.orchestrator")
 MAX_PREVIEW = 100
 MAX_REVIEW_DECISIONS = 100
 FILL_STEPS = 64  # bound on one fill pass; the next kick or tick continues
+MAX_REDRAWS = 50  # draws tried for an unused trait combination before the cook fails
 
 
 @dataclass(frozen=True)
@@ -81,12 +91,13 @@ class Orchestrator:
         if problems:
             raise BadUserInput(problems)
         collection = await self.collections.get(principal, collection_id)
-        config = Config(collection.spec.trait_tree, collection.spec.template)
+        spec = collection.spec
+        config = Config(spec.trait_tree, spec.template, spec.rules)
         start = await self.collections.next_piece_index(collection.id)
         used_seed = seed if seed is not None else _random_seed()
         try:
-            return used_seed, [draw(config, used_seed, start + i) for i in range(count)]
-        except UniqueValuesExhausted as exc:
+            return used_seed, [first_valid_draw(config, used_seed, start + i) for i in range(count)]
+        except (UniqueValuesExhausted, NoValidDraw) as exc:
             raise BadUserInput.at("count", str(exc)) from exc
 
     async def start(self, principal: Principal, collection_id: str, request: CookRequest) -> Cook:
@@ -114,6 +125,17 @@ class Orchestrator:
                 raise BadUserInput.at(
                     "count",
                     f"needs {request.count} unique values but the unique ranges have {left} left",
+                )
+        config = Config(spec.trait_tree, spec.template, spec.rules)
+        combinations = combination_capacity(config)
+        if combinations == 0:
+            raise BadUserInput.at("collectionId", "the exclusion rules allow no combination")
+        if spec.rules.unique_combinations and combinations is not None:
+            free = combinations - await self.pieces.combinations_held(collection.id)
+            if request.count > free:
+                raise BadUserInput.at(
+                    "count",
+                    f"needs {request.count} unique trait combinations but only {free} remain",
                 )
         cook = await self.cooks.create(collection, request)
         self.kick(cook.id)
@@ -250,9 +272,11 @@ class Orchestrator:
         if live >= cook.count:
             return None
         index = await self.collections.allocate_piece_index(cook.collection_id)
+        unique = cook.config.rules.unique_combinations
+        salt = 0
         try:
-            drawn = draw(cook.config, cook.seed, index)
-        except UniqueValuesExhausted as exc:
+            drawn = first_valid_draw(cook.config, cook.seed, index)
+        except (UniqueValuesExhausted, NoValidDraw) as exc:
             await self.fail_cook(cook.id, str(exc))
             return None
         seat = live
@@ -266,11 +290,26 @@ class Orchestrator:
                     drawn=drawn,
                     seat=seat,
                     slot=slot,
+                    combo=combination_key(drawn.traits) if unique else None,
                 )
             except DuplicateKeyError as exc:
-                # Another process took the seat or slot first. Try another with the same
+                # Another process took the seat or slot first: try another with the same
                 # index; only when none is left is the index skipped (a gap, never a reuse).
+                # A taken combination draws again, reproducibly (the next salt).
                 taken = (exc.details or {}).get("keyPattern", {})
+                if "combo" in taken:
+                    salt += 1
+                    if salt > MAX_REDRAWS:
+                        await self.fail_cook(
+                            cook.id, f"no unused trait combination after {MAX_REDRAWS} draws"
+                        )
+                        return None
+                    try:
+                        drawn = first_valid_draw(cook.config, cook.seed, index, salt)
+                    except NoValidDraw as no_draw:
+                        await self.fail_cook(cook.id, str(no_draw))
+                        return None
+                    continue
                 if "seat" in taken:
                     seats = await self.pieces.taken_seats(cook.id)
                     free = [s for s in range(cook.count) if s not in seats]
@@ -435,6 +474,17 @@ class Orchestrator:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
+
+
+def first_valid_draw(config: Config, seed: int, index: int, salt: int = 0) -> Draw:
+    """The draw at ``salt``, or the next salt's when the exclusion rules leave a category
+    without a trait; ``NoValidDraw`` after ``MAX_REDRAWS`` tries."""
+    for attempt in range(salt, salt + MAX_REDRAWS):
+        try:
+            return draw(config, seed, index, attempt)
+        except NoValidDraw:
+            continue
+    raise NoValidDraw(f"the exclusion rules left no valid draw in {MAX_REDRAWS} tries")
 
 
 def _random_seed() -> int:

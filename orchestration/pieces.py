@@ -7,7 +7,9 @@ refuses whichever writer comes second, in any process:
 - ``seat = "cookId:s"`` (s < count) while it is live: in flight, waiting to retry, or completed
   and not rejected. A rejection or a final failure gives the seat back, so a replacement can
   take it;
-- ``indexKey = "collectionId:index"``: piece indexes are unique per collection.
+- ``indexKey = "collectionId:index"``: piece indexes are unique per collection;
+- ``combo = "collectionId:<hash of all traits>"`` while live, for collections that want unique
+  trait combinations; it is released with the seat.
 
 An attempt's outcome is applied only if the piece is still running that same attempt
 (``status: running, attempt: N`` in the filter): a duplicate, late or out-of-order completion
@@ -34,6 +36,8 @@ from orchestration.policy import CookPolicy
 type Document = dict[str, Any]
 
 ID_PREFIX = "pc"
+# What a piece gives back when it stops being live: its seat and its trait combination.
+RELEASE_PLACE = {"seat": "", "combo": ""}
 
 
 class PieceStatus(StrEnum):
@@ -136,6 +140,12 @@ class PieceStore:
             IndexModel(
                 "slot", name="in_flight_slot", unique=True, partialFilterExpression={"slot": string}
             ),
+            IndexModel(
+                "combo",
+                name="unique_combination",
+                unique=True,
+                partialFilterExpression={"combo": string},
+            ),
             IndexModel([("cookId", ASCENDING), ("status", ASCENDING)], name="cook_status"),
             IndexModel(
                 [("collectionId", ASCENDING), ("status", ASCENDING)], name="collection_status"
@@ -167,6 +177,11 @@ class PieceStore:
             {"collectionId": collection_id, "seat": {"$exists": True}}
         )
 
+    async def combinations_held(self, collection_id: str) -> int:
+        return await self._pieces.count_documents(
+            {"collectionId": collection_id, "combo": {"$exists": True}}
+        )
+
     async def count(self, cook_id: str, statuses: tuple[PieceStatus, ...]) -> int:
         return await self._pieces.count_documents(
             {"cookId": cook_id, "status": {"$in": [s.value for s in statuses]}}
@@ -189,6 +204,7 @@ class PieceStore:
         drawn: Draw,
         seat: int,
         slot: int,
+        combo: str | None = None,
     ) -> Piece:
         """Insert a new piece, in flight on its first attempt. Raises DuplicateKeyError when
         its seat, slot or index is taken."""
@@ -216,6 +232,8 @@ class PieceStore:
             "createdAt": at,
             "updatedAt": at,
         }
+        if combo is not None:
+            doc["combo"] = f"{collection_id}:{combo}"
         await self._pieces.insert_one(doc)
         return _from_doc(doc)
 
@@ -269,7 +287,7 @@ class PieceStore:
         else:
             record.update(outcome="failed", reason=outcome.reason)
             fields = {"status": PieceStatus.FAILED.value, "lastError": outcome.reason}
-            unset["seat"] = ""
+            unset.update(RELEASE_PLACE)
         doc = await self._pieces.find_one_and_update(
             {"_id": piece_id, "status": PieceStatus.RUNNING.value, "attempt": attempt},
             {"$set": {**fields, "updatedAt": at}, "$unset": unset, "$push": {"attempts": record}},
@@ -283,7 +301,7 @@ class PieceStore:
             {"cookId": cook_id, "status": PieceStatus.RETRYING.value},
             {
                 "$set": {"status": PieceStatus.CANCELLED.value, "updatedAt": clock.now()},
-                "$unset": {"seat": "", "nextAttemptAt": ""},
+                "$unset": {**RELEASE_PLACE, "nextAttemptAt": ""},
             },
         )
         return result.modified_count
@@ -310,7 +328,7 @@ class PieceStore:
             query["ownerId"] = principal.subject
         update: Document = {"$set": {"review": outcome.value, "updatedAt": clock.now()}}
         if outcome is Review.REJECTED:
-            update["$unset"] = {"seat": ""}
+            update["$unset"] = dict(RELEASE_PLACE)
         else:
             # A rejected piece's seat may already hold its replacement: it stays rejected.
             query["review"] = {"$ne": Review.REJECTED.value}

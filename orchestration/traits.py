@@ -63,6 +63,82 @@ class GeneratedCategory:
 type Category = ManualCategory | GeneratedCategory
 type TraitTree = tuple[Category, ...]
 
+MAX_EXCLUSIONS = 200
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A piece with ``trait`` in ``category`` never has any of ``excludes`` in
+    ``excluded_category`` (whichever of the two categories is drawn first)."""
+
+    category: str
+    trait: str
+    excluded_category: str
+    excludes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DrawRules:
+    exclusions: tuple[Exclusion, ...] = ()
+    unique_combinations: bool = False  # no two live pieces of the collection share all traits
+
+
+def validate_rules(rules: DrawRules, tree: Sequence[Category], path: str) -> list[Problem]:
+    manual = {c.name: {t.name for t in c.traits} for c in tree if isinstance(c, ManualCategory)}
+    problems: list[Problem] = []
+    if len(rules.exclusions) > MAX_EXCLUSIONS:
+        problems.append(Problem(f"{path}.exclusions", f"at most {MAX_EXCLUSIONS} rules"))
+    for i, rule in enumerate(rules.exclusions):
+        at = f"{path}.exclusions[{i}]"
+        for name, field in (
+            (rule.category, "category"),
+            (rule.excluded_category, "excludedCategory"),
+        ):
+            if name not in manual:
+                problems.append(Problem(f"{at}.{field}", f"names no manual category ({name!r})"))
+        if rule.category == rule.excluded_category:
+            problems.append(Problem(f"{at}.excludedCategory", "must differ from category"))
+        if rule.category in manual and rule.trait not in manual[rule.category]:
+            problems.append(
+                Problem(f"{at}.trait", f"{rule.category!r} has no trait {rule.trait!r}")
+            )
+        if not rule.excludes:
+            problems.append(Problem(f"{at}.excludes", "names at least one trait"))
+        known = manual.get(rule.excluded_category, set())
+        unknown = sorted(set(rule.excludes) - known) if rule.excluded_category in manual else []
+        if unknown:
+            problems.append(
+                Problem(f"{at}.excludes", f"{rule.excluded_category!r} has no trait {unknown[0]!r}")
+            )
+    return problems
+
+
+def rules_to_doc(rules: DrawRules) -> dict[str, Any]:
+    return {
+        "exclusions": [
+            {
+                "category": r.category,
+                "trait": r.trait,
+                "excludedCategory": r.excluded_category,
+                "excludes": list(r.excludes),
+            }
+            for r in rules.exclusions
+        ],
+        "uniqueCombinations": rules.unique_combinations,
+    }
+
+
+def rules_from_doc(doc: Mapping[str, Any] | None) -> DrawRules:
+    if not doc:
+        return DrawRules()
+    return DrawRules(
+        tuple(
+            Exclusion(r["category"], r["trait"], r["excludedCategory"], tuple(r["excludes"]))
+            for r in doc.get("exclusions", [])
+        ),
+        bool(doc.get("uniqueCombinations", False)),
+    )
+
 
 def validate_tree(tree: Sequence[Category], path: str = "traitTree") -> list[Problem]:
     """Every rule the tree breaks, each with the field path that breaks it."""

@@ -93,6 +93,35 @@ class TraitCategoryInput:
         )
 
 
+@strawberry.input(
+    description="A piece with `trait` in `category` never has any of `excludes` in "
+    "`excludedCategory`, whichever category is drawn first. Both categories must be manual."
+)
+class ExclusionInput:
+    category: str
+    trait: str
+    excluded_category: str
+    excludes: list[str] = strawberry.field(description="1 or more trait names.")
+
+    def to_domain(self) -> t.Exclusion:
+        return t.Exclusion(self.category, self.trait, self.excluded_category, tuple(self.excludes))
+
+
+@strawberry.input(description="Optional rules for drawing pieces.")
+class DrawRulesInput:
+    exclusions: list[ExclusionInput] = strawberry.field(
+        default_factory=list, description=f"At most {t.MAX_EXCLUSIONS} rules."
+    )
+    unique_combinations: bool = strawberry.field(
+        default=False,
+        description="No two live pieces of the collection share all their traits; a cook "
+        "that would need more combinations than remain is refused at start.",
+    )
+
+    def to_domain(self) -> t.DrawRules:
+        return t.DrawRules(tuple(e.to_domain() for e in self.exclusions), self.unique_combinations)
+
+
 TREE_RULE = f"At most {t.MAX_CATEGORIES} categories, in the order pieces draw them."
 TEMPLATE_RULE = (
     f"A JSON object of at most {MAX_TEMPLATE_BYTES} bytes and {MAX_TEMPLATE_DEPTH} levels; "
@@ -112,6 +141,9 @@ class CreateCollectionInput:
         default_factory=list, description=TREE_RULE
     )
     template: JSON = strawberry.field(default_factory=dict, description=TEMPLATE_RULE)
+    rules: DrawRulesInput | None = strawberry.field(
+        default=None, description="Exclusions and unique combinations; none by default."
+    )
 
     def to_domain(self) -> domain.CollectionSpec:
         return domain.CollectionSpec(
@@ -121,6 +153,7 @@ class CreateCollectionInput:
             generator=self.generator.to_domain(),
             trait_tree=tuple(c.to_domain() for c in self.trait_tree),
             template=self.template,
+            rules=self.rules.to_domain() if self.rules else t.DrawRules(),
         )
 
 
@@ -142,6 +175,9 @@ class UpdateCollectionInput:
     template: JSON | None = strawberry.field(
         default=None, description=TEMPLATE_RULE + " Replaces the whole template."
     )
+    rules: DrawRulesInput | None = strawberry.field(
+        default=None, description="Replaces all the drawing rules."
+    )
 
     def to_domain(self) -> domain.CollectionPatch:
         return domain.CollectionPatch(
@@ -153,4 +189,5 @@ class UpdateCollectionInput:
             if self.trait_tree is None
             else tuple(c.to_domain() for c in self.trait_tree),
             template=self.template,
+            rules=self.rules.to_domain() if self.rules else None,
         )

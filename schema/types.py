@@ -86,6 +86,35 @@ def category_from_domain(c: traits.Category) -> TraitCategory:
     )
 
 
+@strawberry.type(description="A trait that forbids others in another category.")
+class Exclusion:
+    category: str
+    trait: str
+    excluded_category: str
+    excludes: list[str]
+
+
+@strawberry.type(description="Optional rules for drawing pieces.")
+class DrawRules:
+    exclusions: list[Exclusion]
+    unique_combinations: bool
+
+    @classmethod
+    def from_domain(cls, r: traits.DrawRules) -> DrawRules:
+        return cls(
+            exclusions=[
+                Exclusion(
+                    category=e.category,
+                    trait=e.trait,
+                    excluded_category=e.excluded_category,
+                    excludes=list(e.excludes),
+                )
+                for e in r.exclusions
+            ],
+            unique_combinations=r.unique_combinations,
+        )
+
+
 @strawberry.type(description="An artist's generative collection. Visible to its owner and admins.")
 class Collection:
     id: strawberry.ID
@@ -101,6 +130,7 @@ class Collection:
     trait_tree_file: JSON = strawberry.field(
         description='The trait tree in the old system\'s file format `{"categories": [...]}`.'
     )
+    rules: DrawRules
     archived: bool
     created_at: datetime
     updated_at: datetime
@@ -123,6 +153,7 @@ class Collection:
             trait_tree=[category_from_domain(cat) for cat in s.trait_tree],
             template=cast(JSON, s.template),
             trait_tree_file=cast(JSON, traits.tree_to_legacy_file(s.trait_tree)),
+            rules=DrawRules.from_domain(s.rules),
             archived=c.archived,
             created_at=c.created_at,
             updated_at=c.updated_at,

@@ -288,6 +288,7 @@ class CookMachine(RuleBasedStateMachine):
                 assert "seat" not in p, p
             if p["status"] in ("running", "retrying"):
                 assert "seat" in p, p
+            assert "combo" not in p or "seat" in p, "a combination outlived its seat"
             # 7. a rejected piece never counts toward its cook again
             if p.get("review") == "rejected":
                 assert p["status"] == "completed"
