@@ -3,12 +3,11 @@
 The API never runs the engine in its own event loop (the engine's work blocks the loop); it
 spawns ``python -m service db`` and talks to it over a real connection, as to MongoDB.
 
-One narrowly scoped fix is applied here, pinned to the exact mongoeco version: mongoeco 4.11.0
-scans every stored document on each insert to compare ``_id``s by numeric value (so that ``1``
-and ``1.0`` collide). That scan only matters when the new ``_id`` contains a number; Cook's
-``_id``s never do. The fix skips the scan for such ``_id``s, leaving the exact duplicate lookup
-(by storage key) in place. ``tests/test_embedded_db.py`` proves duplicates are still refused and
-that insert latency stays flat as a collection grows.
+Narrowly scoped fixes live in ``FlatInsertSQLiteEngine``, pinned to the exact mongoeco
+version (4.11.0): inserts that scanned the whole collection now look up by index, and the
+change-event dispatch, which no wire client can consume, is off. ``tests/test_embedded_db.py``
+proves duplicates are still refused, insert latency stays flat as a collection grows, and reads
+never fail beside writes.
 """
 
 from __future__ import annotations
@@ -96,6 +95,16 @@ class FlatInsertSQLiteEngine(SQLiteEngine):
                     f"CREATE INDEX IF NOT EXISTS {name} "
                     f"ON documents (db_name, coll_name, json_type(document, {literal}))"
                 )
+
+    def dispatch_committed_changes(self, consumer_id: str, consumer: object) -> None:
+        """Deliver nothing: over the wire nobody can consume change events.
+
+        mongoeco dispatches every committed write to in-process change-stream consumers under
+        a lease, acquired in a loop that sleeps on the server's event loop. Over the wire
+        ``watch()`` is unsupported, so the dispatch is pure cost, and a lease left behind (a
+        release that failed) froze every insert of the whole server for up to its 30 s TTL.
+        The outbox itself stays bounded by mongoeco's own compaction (10,000 entries).
+        """
 
 
 def insert_fix_applies() -> bool:
