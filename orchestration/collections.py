@@ -16,7 +16,8 @@ from auth.principal import Principal
 from orchestration import clock
 from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
 from orchestration.ids import AccountId, new_id, parse_entity_id
-from orchestration.pagination import Page, after_filter, check_first, encode_cursor
+from orchestration.pagination import Page, newest_first
+from orchestration.scope import owned
 from orchestration.template import Json, validate_template
 from orchestration.tools import TOOLS
 from orchestration.traits import (
@@ -164,7 +165,7 @@ class CollectionStore:
         return collection
 
     async def get(self, principal: Principal, collection_id: str) -> Collection:
-        doc = await self._coll.find_one(_scope(principal, collection_id))
+        doc = await self._coll.find_one(owned(principal, {"_id": collection_id}))
         if doc is None:
             raise NotFound("collection", collection_id)
         return _from_doc(doc)
@@ -187,7 +188,7 @@ class CollectionStore:
             spec = apply_patch(current.spec, patch)
             _raise_if(validate_spec(spec))
             doc = await self._coll.find_one_and_update(
-                {**_scope(principal, collection_id), "version": current.version},
+                {**owned(principal, {"_id": collection_id}), "version": current.version},
                 {
                     "$set": {**_spec_doc(spec), "updatedAt": clock.now()},
                     "$inc": {"version": 1},
@@ -205,7 +206,7 @@ class CollectionStore:
     ) -> Collection:
         """Archive (soft delete) or restore. Idempotent: a second call changes nothing."""
         doc = await self._coll.find_one_and_update(
-            {**_scope(principal, collection_id), "archived": not archived},
+            {**owned(principal, {"_id": collection_id}), "archived": not archived},
             {"$set": {"archived": archived, "updatedAt": clock.now()}, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,
         )
@@ -237,32 +238,15 @@ class CollectionStore:
         after: str | None,
         include_archived: bool,
     ) -> Page[Collection]:
-        check_first(first)
-        query: Document = {"ownerId": principal.subject, **after_filter(after)}
+        query: Document = {"ownerId": principal.subject}
         if not include_archived:
             query["archived"] = False
-        cursor = (
-            self._coll.find(query)
-            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
-            .limit(first + 1)
-        )
-        items = [_from_doc(doc) async for doc in cursor]
-        page = items[:first]
-        end = encode_cursor(page[-1].created_at, page[-1].id) if page else None
-        return Page(page, len(items) > first, end)
+        return await newest_first(self._coll, query, first, after, _from_doc)
 
 
 def _raise_if(problems: list[Problem]) -> None:
     if problems:
         raise BadUserInput(problems)
-
-
-def _scope(principal: Principal, collection_id: str) -> Document:
-    """The filter that finds a collection only for its owner, or for an admin."""
-    query: Document = {"_id": collection_id}
-    if not principal.is_admin:
-        query["ownerId"] = principal.subject
-    return query
 
 
 def _spec_doc(spec: CollectionSpec) -> Document:

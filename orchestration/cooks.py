@@ -24,8 +24,9 @@ from orchestration.engine import Config
 from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
 from orchestration.events import EventLog, EventType
 from orchestration.ids import AccountId, new_id
-from orchestration.pagination import Page, after_filter, check_first, encode_cursor
+from orchestration.pagination import Page, newest_first
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
+from orchestration.scope import owned
 from orchestration.traits import rules_from_doc, rules_to_doc, tree_from_doc, tree_to_doc
 
 type Document = dict[str, Any]
@@ -155,7 +156,7 @@ class CookStore:
         return _from_doc(doc)
 
     async def get(self, principal: Principal, cook_id: str) -> Cook:
-        doc = await self._cooks.find_one(_scope(principal, cook_id))
+        doc = await self._cooks.find_one(owned(principal, {"_id": cook_id}))
         if doc is None:
             raise NotFound("cook", cook_id)
         return _from_doc(doc)
@@ -172,19 +173,8 @@ class CookStore:
     async def list_for_collection(
         self, principal: Principal, collection_id: str, first: int, after: str | None
     ) -> Page[Cook]:
-        check_first(first)
-        query: Document = {"collectionId": collection_id, **after_filter(after)}
-        if not principal.is_admin:
-            query["ownerId"] = principal.subject
-        cursor = (
-            self._cooks.find(query)
-            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
-            .limit(first + 1)
-        )
-        items = [_from_doc(d) async for d in cursor]
-        page = items[:first]
-        end = encode_cursor(page[-1].created_at, page[-1].id) if page else None
-        return Page(page, len(items) > first, end)
+        query = owned(principal, {"collectionId": collection_id})
+        return await newest_first(self._cooks, query, first, after, _from_doc)
 
     async def transition(
         self,
@@ -199,8 +189,8 @@ class CookStore:
         """Move the cook from one of ``allowed_from`` to ``to`` and log it; None if it was not
         in such a state (someone else moved it first, or it never was)."""
         query: Document = {"_id": cook_id, "status": {"$in": [s.value for s in allowed_from]}}
-        if principal is not None and not principal.is_admin:
-            query["ownerId"] = principal.subject
+        if principal is not None:
+            query = owned(principal, query)
         at = clock.now()
         update: Document = {
             "$set": {"status": to.value, "updatedAt": at},
@@ -218,13 +208,6 @@ class CookStore:
             return None
         await self._events.write(cook_id, doc["lastSeq"], event, detail=reason)
         return _from_doc(doc)
-
-
-def _scope(principal: Principal, cook_id: str) -> Document:
-    query: Document = {"_id": cook_id}
-    if not principal.is_admin:
-        query["ownerId"] = principal.subject
-    return query
 
 
 def _from_doc(doc: Document) -> Cook:

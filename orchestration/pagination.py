@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 
 from orchestration.errors import BadUserInput
 
@@ -46,3 +50,31 @@ def after_filter(cursor: str | None, path: str = "after") -> dict[str, Any]:
             {"createdAt": created, "_id": {"$lt": ident}},
         ]
     }
+
+
+class Dated(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+async def newest_first[T: Dated](
+    coll: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    first: int,
+    after: str | None,
+    from_doc: Callable[[dict[str, Any]], T],
+) -> Page[T]:
+    """One page of ``query``'s matches in (createdAt desc, _id desc) order."""
+    check_first(first)
+    cursor = (
+        coll.find({**query, **after_filter(after)})
+        .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+        .limit(first + 1)
+    )
+    items = [from_doc(doc) async for doc in cursor]
+    page = items[:first]
+    end = encode_cursor(page[-1].created_at, page[-1].id) if page else None
+    return Page(page, len(items) > first, end)

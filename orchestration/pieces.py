@@ -32,6 +32,7 @@ from orchestration import clock
 from orchestration.engine import ChosenTrait, Draw
 from orchestration.ids import AccountId, new_id
 from orchestration.policy import CookPolicy
+from orchestration.scope import owned
 
 type Document = dict[str, Any]
 
@@ -323,9 +324,7 @@ class PieceStore:
     async def review(self, principal: Principal, piece_id: str, outcome: Review) -> Piece | None:
         """Accept or reject a completed piece. Rejecting gives its seat back. Idempotent.
         None when the caller cannot see a completed piece by that id."""
-        query: Document = {"_id": piece_id, "status": PieceStatus.COMPLETED.value}
-        if not principal.is_admin:
-            query["ownerId"] = principal.subject
+        query = owned(principal, {"_id": piece_id, "status": PieceStatus.COMPLETED.value})
         update: Document = {"$set": {"review": outcome.value, "updatedAt": clock.now()}}
         if outcome is Review.REJECTED:
             update["$unset"] = dict(RELEASE_PLACE)
@@ -338,10 +337,7 @@ class PieceStore:
         return None if doc is None else _from_doc(doc)
 
     async def get(self, principal: Principal, piece_id: str) -> Piece | None:
-        query: Document = {"_id": piece_id}
-        if not principal.is_admin:
-            query["ownerId"] = principal.subject
-        doc = await self._pieces.find_one(query)
+        doc = await self._pieces.find_one(owned(principal, {"_id": piece_id}))
         return None if doc is None else _from_doc(doc)
 
     async def numbers(self, cook_id: str) -> CookNumbers:
@@ -376,10 +372,11 @@ class PieceStore:
         )
 
     async def list_for_cook(self, principal: Principal, cook_id: str, limit: int) -> list[Piece]:
-        query: Document = {"cookId": cook_id}
-        if not principal.is_admin:
-            query["ownerId"] = principal.subject
-        cursor = self._pieces.find(query).sort("index", ASCENDING).limit(limit)
+        cursor = (
+            self._pieces.find(owned(principal, {"cookId": cook_id}))
+            .sort("index", ASCENDING)
+            .limit(limit)
+        )
         return [_from_doc(d) async for d in cursor]
 
 

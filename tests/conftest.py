@@ -3,6 +3,7 @@ database on one shared server, and drives the app over HTTP through its lifespan
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pymongo.errors import InvalidOperation
 
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
@@ -54,3 +56,8 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
             yield Api(client, settings, app)
+        await app.state.runtime.services.orchestrator.stop()
+        # Keep the shared server as small as one deployment's: mongoeco's per-operation
+        # catalog work grows with the number of databases and indexes in its file.
+        with contextlib.suppress(InvalidOperation):  # a test may have closed the client
+            await app.state.runtime.client.drop_database(settings.db_name)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,6 +26,15 @@ def free_port() -> int:
 @contextmanager
 def api_process(env: dict[str, str], data_dir: Path, log: Path) -> Iterator[str]:
     """``cook serve`` in a child process; yields its base URL once /readyz answers."""
+    with api_process_handle(env, data_dir, log) as (base, _):
+        yield base
+
+
+@contextmanager
+def api_process_handle(
+    env: dict[str, str], data_dir: Path, log: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like ``api_process``, also yielding the process (for tests that kill it)."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -44,9 +54,22 @@ def api_process(env: dict[str, str], data_dir: Path, log: Path) -> Iterator[str]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc, log)
-        yield base
+        yield base, proc
     finally:
         stop(proc)
+
+
+def gql(base: str, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    """POST a GraphQL operation to a running process; fail the test on any error."""
+    response = httpx.post(
+        f"{base}/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    body = response.json()
+    assert not body.get("errors"), body
+    return body["data"]
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:

@@ -56,16 +56,27 @@ class Target:
     piece: str  # a completed piece
 
 
+def settled(cook: dict[str, Any]) -> bool:
+    """Every event up to ``lastSeq`` is written (an event follows its transition)."""
+    return len(cook["events"]) == cook["lastSeq"]
+
+
 async def make_target(api: Api) -> Target:
     slow = await api.create_collection(as_=OWNER, **with_test_tool(latencyMs=20_000))
     cook = await start_cook(api, slow["id"], count=2, maxConcurrent=1)
     await wait_for_cook(
-        api, cook["id"], lambda c: c["numbers"]["inFlight"] == 1 and c["lastSeq"] >= 2
+        api,
+        cook["id"],
+        lambda c: c["numbers"]["inFlight"] == 1 and c["lastSeq"] >= 2 and settled(c),
+        extra="events(first: 500) { seq }",
     )
     spare = await api.create_collection(as_=OWNER)
     done = await api.create_collection(as_=OWNER)
     finished = await wait_for_cook(
-        api, (await start_cook(api, done["id"], count=1))["id"], extra="pieces { id }"
+        api,
+        (await start_cook(api, done["id"], count=1))["id"],
+        lambda c: c["status"] == "COMPLETED" and settled(c),
+        extra="pieces { id } events(first: 500) { seq }",
     )
     return Target(slow["id"], cook["id"], spare["id"], finished["pieces"][0]["id"])
 

@@ -95,6 +95,8 @@ class CookMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.run(self.client.aclose())
+        self.run(self.orchestrator.stop())
+        self.run(self.app.state.runtime.client.drop_database(self.settings.db_name))
         self.run(self.lifespan.__aexit__(None, None, None))
         self.loop.close()
 

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
 from auth.dev_keys import ensure_dev_keys, mint_token
 from service.embedded_db import EmbeddedDatabase
 from tests.api import OWNER, collection_input
-from tests.processes import api_process, free_port, stop, wait_ready
+from tests.processes import api_process, api_process_handle, gql
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +35,6 @@ def bearer(data: Path) -> str:
         audience="cook",
         ttl_seconds=3600,
     )
-
-
-def gql(base: str, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-    body = httpx.post(
-        f"{base}/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    ).json()
-    assert not body.get("errors"), body
-    return body["data"]
 
 
 def start(base: str, token: str, template: dict[str, Any], count: int, concurrent: int) -> str:
@@ -154,29 +139,10 @@ def test_a_cook_survives_a_sigkill_of_its_api_process_mid_cook(tmp_path: Path) -
         env = {"MONGODB_URI": db.uri, **FAST, "COOK_LEASE_SECONDS": str(lease)}
         data = tmp_path / "data"
         token = bearer(data)
-        port = free_port()
-        full_env = {
-            **os.environ,
-            "COOK_DATA_DIR": str(data),
-            "COOK_PORT": str(port),
-            "COOK_LOG_LEVEL": "WARNING",
-            **env,
-        }
-        log = tmp_path / "victim.log"
-        with log.open("wb") as out:
-            victim = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve"],
-                env=full_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, victim, log)
+        with api_process_handle(env, data, tmp_path / "victim.log") as (base, victim):
             template = {"prompt": "[[Animal]] #[[miladyid]]", "latencyMs": 300, "costMicros": 1000}
             cook_id = start(base, token, template, count, concurrent=4)
-            client: Any = __import__("pymongo").MongoClient(db.uri)
+            client: MongoClient[dict[str, Any]] = MongoClient(db.uri)
             pieces = client[DB].pieces
             deadline = time.monotonic() + 60
             while pieces.count_documents({"cookId": cook_id, "status": "completed"}) < 6:
@@ -189,8 +155,6 @@ def test_a_cook_survives_a_sigkill_of_its_api_process_mid_cook(tmp_path: Path) -
                 for p in pieces.find({"cookId": cook_id, "status": "running"})
             }
             assert orphans, "the kill should leave pieces in flight"
-        finally:
-            stop(victim)
         with api_process(env, data, tmp_path / "heir.log") as heir:
             restarted = time.monotonic()
             # nothing stuck past one lease period: the orphans are taken over

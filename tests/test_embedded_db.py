@@ -25,7 +25,10 @@ ALLOWED_GROWTH = 3.0  # median insert at 10,000 documents vs. into an empty coll
 @pytest.fixture
 def client(embedded: EmbeddedDatabase) -> Iterator[MongoClient[dict[str, Any]]]:
     c: MongoClient[dict[str, Any]] = MongoClient(embedded.uri)
+    before = set(c.list_database_names())
     yield c
+    for name in set(c.list_database_names()) - before:
+        c.drop_database(name)
     c.close()
 
 
@@ -164,4 +167,5 @@ def test_reads_never_fail_while_writes_run_alongside(embedded: EmbeddedDatabase)
         stop.set()
         for t in threads:
             t.join()
+        writer_client.drop_database(name)
     assert errors == []

@@ -6,15 +6,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from auth.dev_keys import ensure_dev_keys, mint_token
 from service.embedded_db import EmbeddedDatabase
 from tests.api import OWNER, collection_input
-from tests.processes import api_process
+from tests.processes import api_process, gql
 
 CREATE = "mutation($input: CreateCollectionInput!) { createCollection(input: $input) { id } }"
 LIST = "query { collections { edges { node { id name } } } }"
@@ -26,18 +24,6 @@ def token(data_dir: Path) -> str:
     return mint_token(
         ensure_dev_keys(data_dir / "keys"), subject=OWNER, issuer="cook-dev", audience="cook"
     )
-
-
-def gql(base: str, bearer: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-    response = httpx.post(
-        f"{base}/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers={"Authorization": f"Bearer {bearer}"},
-        timeout=30,
-    )
-    body = response.json()
-    assert not body.get("errors"), body
-    return body["data"]
 
 
 def test_two_api_processes_sharing_one_embedded_server_serve_the_same_collections(
