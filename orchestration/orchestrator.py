@@ -461,9 +461,11 @@ class Orchestrator:
                 await task
 
     async def idle(self) -> None:
-        """Wait until this process has no work in hand (for tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until this process has no work in hand (for tests). Waits on unfinished tasks
+        only: a finished task leaves the set in a later loop iteration, and a fill may spawn
+        more work while it is being awaited."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.wait(pending)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
