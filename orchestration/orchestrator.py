@@ -200,11 +200,13 @@ class Orchestrator:
         for d in decisions:
             final[d.piece_id] = d.outcome  # the last decision for a piece wins
         problems: list[Problem] = []
+        checked: dict[str, Piece] = {}
         for i, (piece_id, outcome) in enumerate(final.items()):
             piece = await self.pieces.get(principal, piece_id)
             where = f"decisions[{i}].pieceId"
             if piece is None:
                 raise NotFound("piece", piece_id)
+            checked[piece_id] = piece
             if piece.status is not PieceStatus.COMPLETED:
                 problems.append(Problem(where, f"the piece is {piece.status.value}, not completed"))
             elif piece.review is Review.REJECTED and outcome is Review.ACCEPTED:
@@ -215,12 +217,12 @@ class Orchestrator:
             raise Conflict(problems[0].message, field=problems[0].path)
         reviewed: list[Piece] = []
         for piece_id, outcome in final.items():
-            before = await self.pieces.get(principal, piece_id)
+            before = checked[piece_id]
             piece = await self.pieces.review(principal, piece_id, outcome)
             if piece is None:
                 raise Conflict(f"piece {piece_id} changed while it was being reviewed")
             reviewed.append(piece)
-            if outcome is Review.REJECTED and before and before.review is not Review.REJECTED:
+            if outcome is Review.REJECTED and before.review is not Review.REJECTED:
                 await self.events.append(
                     piece.cook_id, EventType.PIECE_REJECTED, piece_id=piece.id, index=piece.index
                 )
