@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from orchestration.ids import AccountId
 
@@ -13,6 +14,7 @@ ADMIN_ROLE = "admin"
 class Principal:
     subject: AccountId
     roles: frozenset[str] = field(default_factory=frozenset)
+    expires_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -121,4 +122,4 @@ def _principal(claims: dict[str, Any]) -> Principal:
         or not all(isinstance(r, str) for r in roles)
     ):
         raise Unauthenticated("the token's roles claim must be a list of strings")
-    return Principal(subject, frozenset(roles))
+    return Principal(subject, frozenset(roles), datetime.fromtimestamp(claims["exp"], UTC))

@@ -74,6 +74,27 @@ class Cook:
     last_seq: int
 
 
+@dataclass(frozen=True)
+class CookHead:
+    """What changes while a cook runs: its status, size and latest event."""
+
+    status: CookStatus
+    count: int
+    max_concurrent: int
+    last_seq: int
+
+    @property
+    def ended(self) -> bool:
+        return self.status not in ACTIVE
+
+
+HEAD_FIELDS = {"status": 1, "count": 1, "maxConcurrent": 1, "lastSeq": 1}
+
+
+def _head(doc: Document) -> CookHead:
+    return CookHead(CookStatus(doc["status"]), doc["count"], doc["maxConcurrent"], doc["lastSeq"])
+
+
 class CookStore:
     def __init__(self, db: AsyncDatabase[Document], events: EventLog, policy: CookPolicy) -> None:
         self._cooks = db["cooks"]
@@ -165,6 +186,11 @@ class CookStore:
         """Internal read, for the runner (no caller to scope by)."""
         doc = await self._cooks.find_one({"_id": cook_id})
         return None if doc is None else _from_doc(doc)
+
+    async def heads(self, cook_ids: list[str]) -> dict[str, CookHead]:
+        """The moving parts of several cooks, in one query (for the progress feed)."""
+        cursor = self._cooks.find({"_id": {"$in": cook_ids}}, HEAD_FIELDS)
+        return {d["_id"]: _head(d) async for d in cursor}
 
     async def running_ids(self, statuses: tuple[CookStatus, ...]) -> list[str]:
         cursor = self._cooks.find({"status": {"$in": [s.value for s in statuses]}}, {"_id": 1})

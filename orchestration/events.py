@@ -7,6 +7,7 @@ update as the cook transition it records where there is one, and the event's ``_
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -101,6 +102,30 @@ class EventLog:
     async def append(self, cook_id: str, type: EventType, **fields: Any) -> None:
         """Record an event that has no cook transition of its own (a piece's)."""
         await self.write(cook_id, await self.next_seq(cook_id), type, **fields)
+
+    async def between(self, cook_id: str, after_seq: int, upto_seq: int) -> AsyncIterator[Event]:
+        """Events with ``after_seq < seq <= upto_seq``, in order, read a page at a time."""
+        while after_seq < upto_seq:
+            page = await self.after(cook_id, after_seq, min(MAX_EVENTS_PAGE, upto_seq - after_seq))
+            for event in page:
+                if event.seq > upto_seq:
+                    return
+                yield event
+            if not page:
+                return
+            after_seq = page[-1].seq
+
+    async def wait_for_inserts(
+        self, on_open: Callable[[], None], on_insert: Callable[[], None]
+    ) -> None:
+        """Call ``on_insert`` for each event written by any process, through a change stream.
+
+        Runs until cancelled; raises ``PyMongoError`` where the database has no change streams.
+        """
+        async with await self._events.watch([{"$match": {"operationType": "insert"}}]) as stream:
+            on_open()
+            async for _ in stream:
+                on_insert()
 
     async def after(self, cook_id: str, after_seq: int, limit: int) -> list[Event]:
         cursor = (

@@ -13,6 +13,7 @@ from orchestration.events import EventLog
 from orchestration.orchestrator import Orchestrator
 from orchestration.pieces import PieceStore
 from orchestration.policy import CookPolicy
+from orchestration.progress import ProgressFeed
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,23 @@ class Services:
     pieces: PieceStore
     events: EventLog
     orchestrator: Orchestrator
+    feed: ProgressFeed
 
     @classmethod
-    def from_database(cls, db: AsyncDatabase[dict[str, Any]], policy: CookPolicy) -> Services:
+    def from_database(
+        cls,
+        db: AsyncDatabase[dict[str, Any]],
+        policy: CookPolicy,
+        *,
+        progress_poll_seconds: float = 0.25,
+    ) -> Services:
         collections = CollectionStore(db)
         events = EventLog(db)
         cooks = CookStore(db, events, policy)
         pieces = PieceStore(db, policy)
         orchestrator = Orchestrator(collections, cooks, pieces, events, policy)
-        return cls(collections, cooks, pieces, events, orchestrator)
+        feed = ProgressFeed(cooks, events, pieces, interval=progress_poll_seconds)
+        return cls(collections, cooks, pieces, events, orchestrator, feed)
 
     async def ensure_indexes(self) -> None:
         """Idempotent; run at every start, while collections are still empty where possible."""

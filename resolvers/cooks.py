@@ -1,7 +1,8 @@
-"""Cook queries and mutations: start, pause, resume, cancel, preview, review."""
+"""Cook queries, mutations and progress: start, pause, resume, cancel, preview, review."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 import strawberry
@@ -16,7 +17,15 @@ from orchestration.orchestrator import MAX_PREVIEW, MAX_REVIEW_DECISIONS, Decisi
 from orchestration.pagination import MAX_PAGE
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND
 from schema.context import Info
-from schema.cook_types import Cook, CookConnection, Piece, PiecePreview, Preview, ReviewOutcome
+from schema.cook_types import (
+    Cook,
+    CookConnection,
+    CookProgress,
+    Piece,
+    PiecePreview,
+    Preview,
+    ReviewOutcome,
+)
 
 COLLECTION_ID = "A collection id (`col_` and 32 hex digits)."
 COOK_ID = "A cook id (`ck_` and 32 hex digits)."
@@ -176,3 +185,21 @@ async def review_pieces(
         parsed.append(Decision(pid, outcome))
     reviewed = await ctx.services.orchestrator.review(ctx.require_principal(), parsed)
     return [Piece.from_domain(p) for p in reviewed]
+
+
+async def cook_progress(
+    info: Info,
+    cook_id: Annotated[strawberry.ID, strawberry.argument(description=COOK_ID)],
+    after_seq: Annotated[
+        int | None,
+        strawberry.argument(
+            description="The last `seq` you received: events after it are sent, from the log, "
+            "with none missing or repeated. Omit it to get only what happens from now on."
+        ),
+    ] = None,
+) -> AsyncGenerator[CookProgress]:
+    """Follow a cook live: a snapshot, then each event in order; completes when the cook ends."""
+    ctx = info.context
+    feed = ctx.services.feed.follow(ctx.require_principal(), _cook_id(cook_id, "cookId"), after_seq)
+    async for progress in feed:
+        yield CookProgress.from_domain(progress)

@@ -39,4 +39,10 @@ class Loaders:
                 )
             )
 
-        return cls(DataLoader(numbers), DataLoader(events), DataLoader(pieces))
+        # Batching only, no caching: over a WebSocket one context (and so one set of loaders)
+        # serves every operation of the connection, and a cache would serve stale reads.
+        return cls(
+            DataLoader(numbers, cache=False),
+            DataLoader(events, cache=False),
+            DataLoader(pieces, cache=False),
+        )

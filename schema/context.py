@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import strawberry
@@ -15,11 +16,16 @@ from resolvers.loaders import Loaders
 
 @dataclass
 class Context(BaseContext):
+    """Built once per HTTP request, or once per WebSocket connection (its operations share it)."""
+
     services: Services
     request_id: str
     principal: Principal | None = None
     auth_error: Unauthenticated | None = None
     _loaders: Loaders | None = None
+    # WebSocket only: the connection_init payload, and the task closing the socket at expiry.
+    connection_params: dict[str, object] | None = None
+    expiry: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         super().__init__()

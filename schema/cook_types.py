@@ -13,6 +13,7 @@ from orchestration import cooks as cook_domain
 from orchestration import engine
 from orchestration import events as event_domain
 from orchestration import pieces as piece_domain
+from orchestration import progress as progress_domain
 from orchestration.errors import BadUserInput
 from orchestration.events import MAX_EVENTS_PAGE
 from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
@@ -257,3 +258,30 @@ class PiecePreview:
 class Preview:
     seed: int
     pieces: list[PiecePreview]
+
+
+@strawberry.type(
+    description="One message of `cookProgress`: first a snapshot (`event` is null), then one "
+    "per event in `seq` order. Status, counts and numbers are the cook's as the message was "
+    "sent, computed from its pieces."
+)
+class CookProgress:
+    seq: int = strawberry.field(
+        description="The snapshot's latest event, or this event's; resume with `afterSeq`."
+    )
+    event: CookEvent | None
+    status: CookStatus  # type: ignore[valid-type]
+    count: int
+    max_concurrent: int
+    numbers: CookNumbers
+
+    @classmethod
+    def from_domain(cls, p: progress_domain.Progress) -> CookProgress:
+        return cls(
+            seq=p.seq,
+            event=None if p.event is None else CookEvent.from_domain(p.event),
+            status=p.head.status,
+            count=p.head.count,
+            max_concurrent=p.head.max_concurrent,
+            numbers=CookNumbers.from_domain(p.numbers),
+        )

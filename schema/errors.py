@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import StreamExecutionResult
 
 from orchestration.errors import CookError, ErrorCode
 
@@ -28,14 +29,23 @@ class CodedErrors(SchemaExtension):
     """Give each error its code; replace an unexpected one with a masked ``INTERNAL`` error."""
 
     def on_operation(self) -> Iterator[None]:
+        self._streamed = False
         yield
-        result = self.execution_context.result
+        if not self._streamed:  # a subscription's results were coded one by one
+            self._code(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        self._streamed = True
+        self._code(result)
+        yield
+
+    def _code(self, result: object) -> None:
         errors = getattr(result, "errors", None)
-        if result is None or not errors:
+        if not errors:
             return
-        context = self.execution_context.context
-        request_id = getattr(context, "request_id", None)
-        result.errors = [self._coded(error, request_id) for error in errors]
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        coded = [self._coded(error, request_id) for error in errors]
+        result.errors = coded  # type: ignore[attr-defined]
 
     @staticmethod
     def _coded(error: GraphQLError, request_id: str | None) -> GraphQLError:

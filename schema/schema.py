@@ -62,6 +62,15 @@ class Mutation:
     review_pieces: list[Piece] = _mutation(ck.review_pieces)
 
 
+@strawberry.type(description="Live updates, over WebSocket (graphql-transport-ws).")
+class Subscription:
+    cook_progress = strawberry.subscription(
+        resolver=ck.cook_progress,
+        permission_classes=[IsAuthenticated],
+        description=ck.cook_progress.__doc__,
+    )
+
+
 class CookSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -73,6 +82,7 @@ class CookSchema(strawberry.Schema):
 schema = CookSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[ManualCategory, GeneratedCategory],
     extensions=[CodedErrors],
 )

@@ -14,14 +14,11 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
-from strawberry.fastapi import GraphQLRouter
 
 from auth.tokens import TokenVerifier
-from orchestration.errors import Unauthenticated
 from orchestration.services import Services
-from schema.context import Context
-from schema.schema import schema
 from service.database import connect
+from service.graphql_router import CookGraphQLRouter
 from service.identity import build_verifier
 from service.settings import Settings
 
@@ -45,23 +42,6 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def get_context(request: Request) -> Context:
-    runtime = _runtime(request)
-    context = Context(services=runtime.services, request_id=request.state.request_id)
-    header = request.headers.get("authorization")
-    if header is None:
-        return context
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        context.auth_error = Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        return context
-    try:
-        context.principal = await runtime.verifier.verify(token.strip())
-    except Unauthenticated as exc:
-        context.auth_error = exc
-    return context
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -69,19 +49,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(connect(settings))
-            services = Services.from_database(client[settings.db_name], settings.policy())
+            services = Services.from_database(
+                client[settings.db_name],
+                settings.policy(),
+                progress_poll_seconds=settings.progress_poll_seconds,
+            )
             await services.ensure_indexes()
             app.state.runtime = Runtime(settings, client, services, build_verifier(settings))
-            scheduler = (
-                asyncio.create_task(services.orchestrator.run()) if settings.scheduler else None
-            )
+            tasks = [asyncio.create_task(services.feed.run())]
+            if settings.scheduler:
+                tasks.append(asyncio.create_task(services.orchestrator.run()))
             try:
                 yield
             finally:
-                if scheduler is not None:
-                    scheduler.cancel()
+                for task in tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await scheduler
+                        await task
                 await services.orchestrator.stop()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -95,11 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers[REQUEST_ID_HEADER] = request.state.request_id
         return response
 
-    graphql = GraphQLRouter[Context, None](
-        schema,
-        context_getter=get_context,
-        graphql_ide="graphiql" if settings.is_development else None,
-        allow_queries_via_get=False,
+    graphql = CookGraphQLRouter(
+        development=settings.is_development,
+        max_subscriptions=settings.ws_max_subscriptions,
+        allowed_origins=settings.allowed_origins,
     )
     app.include_router(graphql, prefix="/graphql")
 

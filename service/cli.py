@@ -3,6 +3,7 @@
 serve           the API (starts the embedded database unless MONGODB_URI is set)
 db              the embedded database on its own, for several API processes to share
 token           mint a development token (signed with the key under COOK_DATA_DIR)
+watch           follow a cook live with a progress bar; exits with its final status
 export-schema   print the GraphQL schema (schema.graphql is this output)
 """
 
@@ -70,6 +71,20 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    import os
+
+    from service.watch import watch
+
+    token = args.token or os.environ.get("COOK_TOKEN")
+    if not token:
+        print("cook watch: pass --token or set COOK_TOKEN", file=sys.stderr)
+        return 2
+    settings = Settings()
+    url = args.url or f"ws://{settings.host}:{settings.port}/graphql"
+    return watch(url, token, args.cook_id)
+
+
 def _export_schema(_: argparse.Namespace) -> int:
     from schema.schema import schema
 
@@ -101,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--admin", action="store_true", help="grant the admin role")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=_token)
+
+    follow = sub.add_parser("watch", help="follow a cook live; exit with its final status")
+    follow.add_argument("cook_id", metavar="COOK_ID")
+    follow.add_argument("--url", default=None, help="default: ws://COOK_HOST:COOK_PORT/graphql")
+    follow.add_argument("--token", default=None, help="default: $COOK_TOKEN")
+    follow.set_defaults(func=_watch)
 
     export = sub.add_parser("export-schema", help="print the GraphQL schema")
     export.set_defaults(func=_export_schema)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=0.5, ge=0.01, le=60)
     scheduler: bool = True
 
+    progress_poll_seconds: float = Field(default=0.25, ge=0.01, le=10)
+    ws_max_subscriptions: int = Field(default=10, ge=1, le=100)
+    allowed_origins: Annotated[list[str], NoDecode] = []
+
     def policy(self) -> CookPolicy:
         return CookPolicy(
             max_concurrent_cap=self.max_concurrent_cap,
@@ -73,9 +77,9 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("jwt_algorithms", mode="before")
+    @field_validator("jwt_algorithms", "allowed_origins", mode="before")
     @classmethod
-    def _split_algorithms(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -1,0 +1,115 @@
+"""The GraphQL endpoint over HTTP and over WebSocket (graphql-transport-ws only).
+
+HTTP callers send ``Authorization: Bearer <token>``. WebSocket callers send the same value as
+``authorization`` in the ``connection_init`` payload, since browsers cannot set headers on a
+WebSocket. A connection without a token is accepted, and its operations fail with
+``UNAUTHENTICATED`` as they would over HTTP; an invalid token closes the socket with 4403. The
+socket is also closed with 4403 when the token expires: graphql-ws clients treat 4401 as final
+but reconnect after 4403, with a fresh token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
+
+from auth.principal import Principal
+from auth.tokens import TokenVerifier
+from orchestration import clock
+from orchestration.errors import Unauthenticated
+from schema.context import Context
+from schema.schema import schema
+
+log = logging.getLogger("cook.graphql")
+
+TOKEN_EXPIRED_CLOSE_CODE = 4403
+NO_ACK_PAYLOAD: UnsetType = UNSET
+
+
+async def authenticate(
+    verifier: TokenVerifier, credential: object
+) -> tuple[Principal | None, Unauthenticated | None]:
+    """The caller behind ``Bearer <token>``; neither when there is no credential."""
+    if credential is None:
+        return None, None
+    scheme, _, token = credential.partition(" ") if isinstance(credential, str) else ("", "", "")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, Unauthenticated("the credential must be 'Bearer <token>'")
+    try:
+        return await verifier.verify(token.strip()), None
+    except Unauthenticated as exc:
+        return None, exc
+
+
+def _verifier(connection: HTTPConnection) -> TokenVerifier:
+    verifier: TokenVerifier = connection.app.state.runtime.verifier
+    return verifier
+
+
+async def get_context(connection: HTTPConnection) -> Context:
+    """Per HTTP request, or per WebSocket connection (authenticated later, at init)."""
+    services = connection.app.state.runtime.services
+    request_id = getattr(connection.state, "request_id", None) or uuid.uuid4().hex
+    context = Context(services=services, request_id=request_id)
+    if isinstance(connection, WebSocket):
+        return context
+    context.principal, context.auth_error = await authenticate(
+        _verifier(connection), connection.headers.get("authorization")
+    )
+    return context
+
+
+async def _close_at_expiry(websocket: WebSocket, principal: Principal) -> None:
+    if principal.expires_at is None:
+        return
+    await asyncio.sleep(max(0.0, (principal.expires_at - clock.now()).total_seconds()))
+    log.info("closing the WebSocket of %s: token expired", principal.subject)
+    with contextlib.suppress(RuntimeError, OSError):
+        await websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason="token expired")
+
+
+class CookGraphQLRouter(GraphQLRouter[Context, None]):
+    def __init__(self, *, development: bool, max_subscriptions: int, **kwargs: Any) -> None:
+        super().__init__(
+            schema,
+            context_getter=get_context,
+            graphql_ide="graphiql" if development else None,
+            allow_queries_via_get=False,
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=max_subscriptions,
+            **kwargs,
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        params = context.connection_params or {}
+        credential = params.get("authorization", params.get("Authorization"))
+        if credential is None:
+            return NO_ACK_PAYLOAD
+        websocket = context.request
+        assert isinstance(websocket, WebSocket)
+        principal, error = await authenticate(_verifier(websocket), credential)
+        if principal is None:
+            log.info("WebSocket refused: %s", error)
+            raise ConnectionRejectionError
+        context.principal = principal
+        context.expiry = asyncio.create_task(_close_at_expiry(websocket, principal))
+        return NO_ACK_PAYLOAD
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            if isinstance(context, Context) and context.expiry is not None:
+                context.expiry.cancel()
