@@ -92,6 +92,7 @@ class ProgressFeed:
         self._buffer_size = buffer_size
         self._channels: dict[str, _Channel] = {}
         self._nudge = asyncio.Event()
+        self._counting: dict[str, asyncio.Future[CookNumbers]] = {}
         self.mode = "poll"
 
     @property
@@ -113,7 +114,7 @@ class ProgressFeed:
         channel.subscribers.add(subscriber)
         try:
             head = CookHead(cook.status, cook.count, cook.max_concurrent, cook.last_seq)
-            snapshot = Progress(cook.last_seq, head, await self._pieces.numbers(cook_id), None)
+            snapshot = Progress(cook.last_seq, head, await self._numbers(cook_id), None)
             yield snapshot
             last = cook.last_seq if after_seq is None else after_seq
             async for item in self._from_log(cook_id, last, snapshot):
@@ -143,6 +144,21 @@ class ProgressFeed:
             channel.subscribers.discard(subscriber)
             if not channel.subscribers and self._channels.get(cook_id) is channel:
                 del self._channels[cook_id]
+
+    async def _numbers(self, cook_id: str) -> CookNumbers:
+        """The cook's numbers, counted once for every caller that asks while a count runs (a
+        thousand subscribers joining at once cost one aggregation, not a thousand)."""
+        counting = self._counting.get(cook_id)
+        if counting is None:
+            counting = asyncio.ensure_future(self._pieces.numbers(cook_id))
+            self._counting[cook_id] = counting
+            counting.add_done_callback(lambda done: self._counted(cook_id, done))
+        return await asyncio.shield(counting)
+
+    def _counted(self, cook_id: str, done: asyncio.Future[CookNumbers]) -> None:
+        self._counting.pop(cook_id, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every waiter has gone
 
     async def _from_log(
         self, cook_id: str, after: int, upto: Progress, *, before: bool = False
@@ -214,7 +230,7 @@ class ProgressFeed:
         if not fresh:
             return
         channel.gap_seen_at = None
-        numbers = await self._pieces.numbers(cook_id)
+        numbers = await self._numbers(cook_id)
         items = [Progress(e.seq, head, numbers, e) for e in fresh]
         channel.delivered = fresh[-1].seq
         for subscriber in channel.subscribers:
