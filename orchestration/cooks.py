@@ -187,6 +187,13 @@ class CookStore:
         doc = await self._cooks.find_one({"_id": cook_id})
         return None if doc is None else _from_doc(doc)
 
+    async def head(self, principal: Principal, cook_id: str) -> CookHead:
+        """The cook's head alone (no configuration to read); NotFound as ``get``."""
+        doc = await self._cooks.find_one(owned(principal, {"_id": cook_id}), HEAD_FIELDS)
+        if doc is None:
+            raise NotFound("cook", cook_id)
+        return _head(doc)
+
     async def heads(self, cook_ids: list[str]) -> dict[str, CookHead]:
         """The moving parts of several cooks, in one query (for the progress feed)."""
         cursor = self._cooks.find({"_id": {"$in": cook_ids}}, HEAD_FIELDS)

@@ -31,6 +31,7 @@ from orchestration.cooks import CookHead, CookStore
 from orchestration.errors import BadUserInput
 from orchestration.events import MAX_EVENTS_PAGE, Event, EventLog
 from orchestration.pieces import CookNumbers, PieceStore
+from orchestration.single_flight import SingleFlight
 
 log = logging.getLogger("cook.progress")
 
@@ -92,7 +93,9 @@ class ProgressFeed:
         self._buffer_size = buffer_size
         self._channels: dict[str, _Channel] = {}
         self._nudge = asyncio.Event()
-        self._counting: dict[str, asyncio.Future[CookNumbers]] = {}
+        # A thousand subscribers joining at once cost one read of the cook and one count.
+        self._reading: SingleFlight[tuple[str, str | None], CookHead] = SingleFlight()
+        self._counting: SingleFlight[str, CookNumbers] = SingleFlight()
         self.mode = "poll"
 
     @property
@@ -104,19 +107,19 @@ class ProgressFeed:
     ) -> AsyncIterator[Progress]:
         """The snapshot, then events after ``after_seq`` (default: after the snapshot) until
         the cook ends. Raises NotFound for a cook the caller does not own."""
-        cook = await self._cooks.get(principal, cook_id)
-        if after_seq is not None and not 0 <= after_seq <= cook.last_seq:
+        scope = (cook_id, None if principal.is_admin else principal.subject)
+        head = await self._reading.run(scope, lambda: self._cooks.head(principal, cook_id))
+        if after_seq is not None and not 0 <= after_seq <= head.last_seq:
             raise BadUserInput.at(
-                "afterSeq", f"must be between 0 and the cook's latest seq ({cook.last_seq})"
+                "afterSeq", f"must be between 0 and the cook's latest seq ({head.last_seq})"
             )
         subscriber = _Subscriber(deque(maxlen=self._buffer_size))
-        channel = self._channels.setdefault(cook_id, _Channel(delivered=cook.last_seq))
+        channel = self._channels.setdefault(cook_id, _Channel(delivered=head.last_seq))
         channel.subscribers.add(subscriber)
         try:
-            head = CookHead(cook.status, cook.count, cook.max_concurrent, cook.last_seq)
-            snapshot = Progress(cook.last_seq, head, await self._numbers(cook_id), None)
+            snapshot = Progress(head.last_seq, head, await self._numbers(cook_id), None)
             yield snapshot
-            last = cook.last_seq if after_seq is None else after_seq
+            last = head.last_seq if after_seq is None else after_seq
             async for item in self._from_log(cook_id, last, snapshot):
                 yield item
                 last = item.seq
@@ -146,19 +149,7 @@ class ProgressFeed:
                 del self._channels[cook_id]
 
     async def _numbers(self, cook_id: str) -> CookNumbers:
-        """The cook's numbers, counted once for every caller that asks while a count runs (a
-        thousand subscribers joining at once cost one aggregation, not a thousand)."""
-        counting = self._counting.get(cook_id)
-        if counting is None:
-            counting = asyncio.ensure_future(self._pieces.numbers(cook_id))
-            self._counting[cook_id] = counting
-            counting.add_done_callback(lambda done: self._counted(cook_id, done))
-        return await asyncio.shield(counting)
-
-    def _counted(self, cook_id: str, done: asyncio.Future[CookNumbers]) -> None:
-        self._counting.pop(cook_id, None)
-        if not done.cancelled():
-            done.exception()  # retrieved here too, in case every waiter has gone
+        return await self._counting.run(cook_id, lambda: self._pieces.numbers(cook_id))
 
     async def _from_log(
         self, cook_id: str, after: int, upto: Progress, *, before: bool = False
