@@ -18,8 +18,10 @@ from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
 from orchestration.ids import AccountId, new_id, parse_entity_id
 from orchestration.pagination import Page, newest_first
 from orchestration.scope import owned
+from orchestration.spells import ID_PREFIX as SPELL_PREFIX
+from orchestration.spells import SpellStore
 from orchestration.template import Json, validate_template
-from orchestration.tools import TOOLS
+from orchestration.tools import Toolbox
 from orchestration.traits import (
     DrawRules,
     TraitTree,
@@ -36,7 +38,6 @@ MAX_DESCRIPTION = 2000
 MAX_TOTAL_SUPPLY = 100_000
 UPDATE_RETRIES = 5
 ID_PREFIX = "col"
-SPELL_PREFIX = "spl"
 
 type Document = dict[str, Any]
 
@@ -89,7 +90,7 @@ class Collection:
     version: int
 
 
-def validate_spec(spec: CollectionSpec, path: str = "input") -> list[Problem]:
+def validate_spec(spec: CollectionSpec, toolbox: Toolbox, path: str = "input") -> list[Problem]:
     problems: list[Problem] = []
     if not spec.name.strip():
         problems.append(Problem(f"{path}.name", "must not be blank"))
@@ -101,17 +102,21 @@ def validate_spec(spec: CollectionSpec, path: str = "input") -> list[Problem]:
         )
     if not 1 <= spec.total_supply <= MAX_TOTAL_SUPPLY:
         problems.append(Problem(f"{path}.totalSupply", f"must be between 1 and {MAX_TOTAL_SUPPLY}"))
-    problems += _check_generator(spec.generator, f"{path}.generator")
+    problems += _check_generator(spec.generator, toolbox, f"{path}.generator")
     problems += validate_tree(spec.trait_tree, f"{path}.traitTree")
     names = [c.name for c in spec.trait_tree]
-    problems += validate_template(spec.template, names, f"{path}.template")
+    template_problems = validate_template(spec.template, names, f"{path}.template")
+    tool = toolbox.get(spec.generator.id) if spec.generator.kind is GeneratorKind.TOOL else None
+    if tool is not None and not template_problems:
+        template_problems = tool.check_params(spec.template, f"{path}.template")
+    problems += template_problems
     problems += validate_rules(spec.rules, spec.trait_tree, f"{path}.rules")
     return problems
 
 
-def _check_generator(generator: Generator, path: str) -> list[Problem]:
-    if generator.kind is GeneratorKind.TOOL and generator.id not in TOOLS:
-        known = ", ".join(sorted(TOOLS))
+def _check_generator(generator: Generator, toolbox: Toolbox, path: str) -> list[Problem]:
+    if generator.kind is GeneratorKind.TOOL and generator.id not in toolbox:
+        known = ", ".join(sorted(t.id for t in toolbox.all()))
         return [Problem(f"{path}.toolId", f"names no tool (known tools: {known})")]
     if generator.kind is GeneratorKind.SPELL:
         try:
@@ -129,8 +134,10 @@ def apply_patch(spec: CollectionSpec, patch: CollectionPatch) -> CollectionSpec:
 class CollectionStore:
     """Data access for collections. Every method takes the caller and scopes its filter."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], toolbox: Toolbox, spells: SpellStore) -> None:
         self._coll: AsyncCollection[Document] = db["collections"]
+        self._toolbox = toolbox
+        self._spells = spells
 
     @staticmethod
     def indexes() -> list[IndexModel]:
@@ -149,8 +156,23 @@ class CollectionStore:
     async def ensure_indexes(self) -> None:
         await self._coll.create_indexes(self.indexes())
 
+    async def _validate(self, principal: Principal, spec: CollectionSpec) -> None:
+        """Every rule at once, then the spell: the caller's, and its categories exist."""
+        _raise_if(validate_spec(spec, self._toolbox))
+        if spec.generator.kind is not GeneratorKind.SPELL:
+            return
+        where = "input.generator.spellId"
+        try:
+            spell = await self._spells.get(principal, spec.generator.id)
+        except NotFound:
+            raise BadUserInput.at(where, "names no spell of yours") from None
+        missing = sorted(spell.categories() - {c.name for c in spec.trait_tree})
+        if missing:
+            names = ", ".join(f"[[{m}]]" for m in missing)
+            raise BadUserInput.at(where, f"the spell uses categories the tree lacks: {names}")
+
     async def create(self, principal: Principal, spec: CollectionSpec) -> Collection:
-        _raise_if(validate_spec(spec))
+        await self._validate(principal, spec)
         at = clock.now()
         collection = Collection(
             id=new_id(ID_PREFIX),
@@ -186,7 +208,7 @@ class CollectionStore:
                     currentVersion=current.version,
                 )
             spec = apply_patch(current.spec, patch)
-            _raise_if(validate_spec(spec))
+            await self._validate(principal, spec)
             doc = await self._coll.find_one_and_update(
                 {**owned(principal, {"_id": collection_id}), "version": current.version},
                 {

@@ -21,12 +21,13 @@ from auth.principal import Principal
 from orchestration import clock
 from orchestration.collections import Collection, Generator, GeneratorKind
 from orchestration.engine import Config
-from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
+from orchestration.errors import Conflict, NotFound, Problem
 from orchestration.events import EventLog, EventType
 from orchestration.ids import AccountId, new_id
 from orchestration.pagination import Page, newest_first
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
 from orchestration.scope import owned
+from orchestration.spells import Step, steps_from_doc, steps_to_doc
 from orchestration.traits import rules_from_doc, rules_to_doc, tree_from_doc, tree_to_doc
 
 type Document = dict[str, Any]
@@ -72,6 +73,7 @@ class Cook:
     updated_at: datetime
     ended_at: datetime | None
     last_seq: int
+    steps: tuple[Step, ...] = ()  # the spell's steps, for a spell generator
 
 
 @dataclass(frozen=True)
@@ -133,13 +135,12 @@ class CookStore:
             problems.append(Problem("maxFailures", f"must be between 1 and {MAX_COOK_COUNT}"))
         return problems
 
-    async def create(self, collection: Collection, request: CookRequest) -> Cook:
-        """Insert the cook; the unique ``activeKey`` refuses a second active cook."""
+    async def create(
+        self, collection: Collection, request: CookRequest, steps: tuple[Step, ...] = ()
+    ) -> Cook:
+        """Insert the cook; the unique ``activeKey`` refuses a second active cook. A spell's
+        ``steps`` are copied in, so editing the spell later does not change this cook."""
         spec = collection.spec
-        if spec.generator.kind is GeneratorKind.SPELL:
-            raise BadUserInput.at(
-                "collectionId", "spells cannot cook yet: choose a tool as the generator"
-            )
         config = Config(spec.trait_tree, spec.template, spec.rules)
         at = clock.now()
         doc: Document = {
@@ -160,6 +161,7 @@ class CookStore:
             },
             "configHash": config.hash,
             "generator": {"kind": spec.generator.kind.value, "id": spec.generator.id},
+            "spellSteps": steps_to_doc(steps),
             "createdAt": at,
             "updatedAt": at,
             "endedAt": None,
@@ -267,4 +269,5 @@ def _from_doc(doc: Document) -> Cook:
         updated_at=doc["updatedAt"],
         ended_at=doc.get("endedAt"),
         last_seq=doc["lastSeq"],
+        steps=steps_from_doc(doc.get("spellSteps", [])),
     )

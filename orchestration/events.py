@@ -32,6 +32,7 @@ class EventType(StrEnum):
     COOK_COMPLETED = "cook_completed"
     COOK_FAILED = "cook_failed"
     PIECE_SUBMITTED = "piece_submitted"
+    PIECE_PROGRESS = "piece_progress"  # a provider's progress update (queued, running...)
     PIECE_COMPLETED = "piece_completed"
     PIECE_RETRYING = "piece_retrying"
     PIECE_FAILED = "piece_failed"

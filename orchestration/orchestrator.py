@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,8 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from auth.principal import Principal
-from orchestration.collections import CollectionStore, GeneratorKind
+from orchestration.casts import CastStatus, CastStore
+from orchestration.collections import CollectionSpec, CollectionStore, GeneratorKind
 from orchestration.cooks import ACTIVE, Cook, CookRequest, CookStatus, CookStore
 from orchestration.engine import (
     Config,
@@ -44,7 +46,11 @@ from orchestration.pieces import (
     Success,
 )
 from orchestration.policy import SEED_BOUND, CookPolicy
-from orchestration.tools import TOOLS, Submitted, ToolCall, ToolFailure
+from orchestration.runs import Run, RunStore, run_key
+from orchestration.spells import SpellStore, Step, step_ref, validate_spell
+from orchestration.template import fill
+from orchestration.tools import Submitted, Toolbox, ToolCall, ToolFailure, ToolOutput, ToolSpec
+from orchestration.webhooks import DeliveryLog
 
 log = logging.getLogger("cook.orchestrator")
 
@@ -52,6 +58,18 @@ MAX_PREVIEW = 100
 MAX_REVIEW_DECISIONS = 100
 FILL_STEPS = 64  # bound on one fill pass; the next kick or tick continues
 MAX_REDRAWS = 50  # draws tried for an unused trait combination before the cook fails
+POLL_BATCH = 20  # provider runs one process polls per tick
+
+
+@dataclass(frozen=True)
+class Generators:
+    """What pieces are generated with: tools, spells, and the records of their work."""
+
+    toolbox: Toolbox
+    spells: SpellStore
+    runs: RunStore
+    casts: CastStore
+    deliveries: DeliveryLog
 
 
 @dataclass(frozen=True)
@@ -68,12 +86,18 @@ class Orchestrator:
         pieces: PieceStore,
         events: EventLog,
         policy: CookPolicy,
+        generators: Generators,
     ) -> None:
         self.collections = collections
         self.cooks = cooks
         self.pieces = pieces
         self.events = events
         self.policy = policy
+        self.toolbox = generators.toolbox
+        self.spells = generators.spells
+        self.runs = generators.runs
+        self.casts = generators.casts
+        self.deliveries = generators.deliveries
         self._tasks: set[asyncio.Task[None]] = set()
         self._filling: dict[str, bool] = {}  # cook id -> another pass wanted (a hint only)
 
@@ -108,8 +132,7 @@ class Orchestrator:
         if collection.archived:
             raise Conflict("the collection is archived: restore it to cook")
         spec = collection.spec
-        if spec.generator.kind is GeneratorKind.TOOL and spec.generator.id not in TOOLS:
-            raise BadUserInput.at("collectionId", f"the tool {spec.generator.id!r} is gone")
+        steps = await self._generator_steps(principal, collection.spec)
         used = await self.pieces.supply_used(collection.id)
         remaining = spec.total_supply - used
         if request.count > remaining:
@@ -137,9 +160,28 @@ class Orchestrator:
                     "count",
                     f"needs {request.count} unique trait combinations but only {free} remain",
                 )
-        cook = await self.cooks.create(collection, request)
+        cook = await self.cooks.create(collection, request, steps)
         self.kick(cook.id)
         return cook
+
+    async def _generator_steps(
+        self, principal: Principal, spec: CollectionSpec
+    ) -> tuple[Step, ...]:
+        """Check the generator still works; a spell's steps, to copy into the cook."""
+        if spec.generator.kind is GeneratorKind.TOOL:
+            if spec.generator.id not in self.toolbox:
+                raise BadUserInput.at("collectionId", f"the tool {spec.generator.id!r} is gone")
+            return ()
+        try:
+            spell = await self.spells.get(principal, spec.generator.id)
+        except NotFound:
+            raise BadUserInput.at("collectionId", "the collection's spell is gone") from None
+        problems = validate_spell(spell.spec, self.toolbox)
+        if problems:
+            raise BadUserInput.at(
+                "collectionId", f"the collection's spell no longer works: {problems[0].message}"
+            )
+        return spell.spec.steps
 
     async def pause(self, principal: Principal, cook_id: str) -> Cook:
         return await self._user_transition(
@@ -329,7 +371,7 @@ class Orchestrator:
                     slot = free[0]
 
     async def _attempt(self, cook: Cook, piece: Piece) -> None:
-        """Run one attempt of a piece with its tool and report the outcome."""
+        """Run one attempt of a piece with its tool or spell, and report the outcome."""
         await self.events.append(
             cook.id,
             EventType.PIECE_SUBMITTED,
@@ -337,31 +379,159 @@ class Orchestrator:
             index=piece.index,
             attempt=piece.attempt,
         )
-        spec = TOOLS.get(cook.generator.id)
+        if cook.steps:
+            await self.complete(cook.id, piece.id, piece.attempt, await self._cast(cook, piece))
+            return
         call = ToolCall(piece.job_key, piece.attempt, piece.params)
-        outcome: Outcome
-        deliveries = 1
-        if spec is None:
-            outcome = Failure(f"the tool {cook.generator.id!r} is not available", retryable=False)
-        else:
-            deliveries = spec.deliveries(call)
-            try:
-                output = await asyncio.wait_for(spec.run(call), self.policy.tool_timeout_seconds)
-                if isinstance(output, Submitted):
-                    # Its outcome arrives later through ``complete``; until then the piece
-                    # holds its slot under its lease, and the sweeper takes it over if not.
-                    return
-                outcome = Success(output.text, output.cost_micros)
-            except ToolFailure as exc:
-                outcome = Failure(exc.reason, exc.retryable)
-            except TimeoutError:
-                outcome = Failure("the tool timed out", retryable=True)
-            except Exception:
-                log.exception("tool %s failed on %s", spec.id, piece.job_key)
-                outcome = Failure("the tool failed unexpectedly", retryable=True)
+        spec = self.toolbox.get(cook.generator.id)
+        deliveries = 1 if spec is None else spec.deliveries(call)
+        try:
+            output = await self._run_tool(spec, cook.generator.id, call)
+            if isinstance(output, Submitted):
+                # The outcome arrives later (``report_run``); until then the piece holds its
+                # slot, and the deadline (or the lease) fails the attempt if nothing comes.
+                await self._submitted(spec, piece, output, step=None)
+                return
+            outcome: Outcome = Success(output.text, output.cost_micros, output.media)
+        except ToolFailure as exc:
+            outcome = Failure(exc.reason, exc.retryable)
         await asyncio.gather(
             *(self.complete(cook.id, piece.id, piece.attempt, outcome) for _ in range(deliveries))
         )
+
+    async def _run_tool(
+        self, spec: ToolSpec | None, tool_id: str, call: ToolCall
+    ) -> ToolOutput | Submitted:
+        """Every way a tool can go wrong becomes a ``ToolFailure``."""
+        if spec is None:
+            raise ToolFailure(f"the tool {tool_id!r} is not available", retryable=False)
+        try:
+            return await asyncio.wait_for(spec.run(call), self.policy.tool_timeout_seconds)
+        except TimeoutError as exc:
+            raise ToolFailure("the tool timed out", retryable=True) from exc
+        except ToolFailure:
+            raise
+        except Exception as exc:
+            log.exception("tool %s failed on %s", tool_id, call.job_key)
+            raise ToolFailure("the tool failed unexpectedly", retryable=True) from exc
+
+    async def _submitted(
+        self, spec: ToolSpec | None, piece: Piece, submitted: Submitted, step: int | None
+    ) -> None:
+        assert spec is not None
+        try:
+            await self.runs.register(
+                spec.id,
+                submitted.run_id,
+                piece_id=piece.id,
+                cook_id=piece.cook_id,
+                attempt=piece.attempt,
+                step=step,
+                poll=submitted.poll and spec.poll is not None,
+                deadline_seconds=submitted.deadline_seconds,
+            )
+        except DuplicateKeyError as exc:
+            raise ToolFailure(
+                "the provider gave a run id it had given before", retryable=True
+            ) from exc
+        hold = submitted.deadline_seconds + self.policy.tick_seconds * 4
+        await self.pieces.hold(piece.id, piece.attempt, hold, run_id=submitted.run_id)
+
+    async def _cast(self, cook: Cook, piece: Piece) -> Outcome:
+        """Run the spell's steps in order, recording each in the attempt's cast. A step may
+        finish at once, or by webhook or polling; a failed step fails the attempt."""
+        cast_id = await self.casts.create(piece, cook.steps)
+        values = {t.category: t.value for t in piece.traits}
+        outputs: list[ToolOutput] = []
+        for n, step in enumerate(cook.steps, start=1):
+            spec = self.toolbox.get(step.tool_id)
+            call = ToolCall(f"{piece.job_key}:{n}", piece.attempt, fill(step.params, values))
+            began = time.monotonic()
+            await self.pieces.hold(piece.id, piece.attempt, self.policy.lease_seconds)
+            await self.casts.step_running(cast_id, n)
+            try:
+                result = await self._run_tool(spec, step.tool_id, call)
+                if isinstance(result, Submitted):
+                    await self._submitted(spec, piece, result, step=n)
+                    await self.casts.step_submitted(cast_id, n, result.run_id)
+                    result = await self._outcome_of(spec, result)
+            except ToolFailure as exc:
+                ms = _ms_since(began)
+                await self.casts.step_failed(cast_id, n, exc.reason, ms)
+                await self.casts.finish(cast_id, CastStatus.FAILED)
+                return Failure(f"step {n} ({step.tool_id}): {exc.reason}", exc.retryable)
+            await self.casts.step_completed(cast_id, n, result, _ms_since(began))
+            values[step_ref(n)] = result.text
+            outputs.append(result)
+        await self.casts.finish(cast_id, CastStatus.COMPLETED)
+        last = outputs[-1]
+        return Success(last.text, sum(o.cost_micros for o in outputs), last.media)
+
+    async def _outcome_of(self, spec: ToolSpec | None, submitted: Submitted) -> ToolOutput:
+        """Wait for a spell step's run to be resolved (by webhook, poll or deadline)."""
+        assert spec is not None
+        key = run_key(spec.id, submitted.run_id)
+        while True:
+            run = await self.runs.get(key)
+            if run is not None and run.outcome is not None:
+                if isinstance(run.outcome, Failure):
+                    raise ToolFailure(run.outcome.reason, retryable=run.outcome.retryable)
+                return ToolOutput(run.outcome.text, run.outcome.cost_micros, run.outcome.media)
+            await asyncio.sleep(self.policy.tick_seconds)
+
+    async def report_run(self, provider: str, run_id: str, outcome: Outcome) -> bool:
+        """A provider run's outcome, from its webhook, the poller or its deadline. Applied
+        once: the first report resolves the run, any later one changes nothing."""
+        run = await self.runs.resolve(run_key(provider, run_id), outcome)
+        if run is None:
+            log.info("ignored a repeated or late report for run %s of %s", run_id, provider)
+            return False
+        if run.step is None:  # a spell step's outcome is picked up by its cast
+            await self.complete(run.cook_id, run.piece_id, run.attempt, outcome)
+        return True
+
+    async def report_progress(self, provider: str, run_id: str, status: str) -> bool:
+        """A provider's progress update: an event, once per change, completing nothing."""
+        run = await self.runs.note_status(run_key(provider, run_id), status)
+        if run is None:
+            return False
+        await self.events.append(
+            run.cook_id,
+            EventType.PIECE_PROGRESS,
+            piece_id=run.piece_id,
+            attempt=run.attempt,
+            detail=status[:100],
+        )
+        return True
+
+    async def poll_runs(self, limit: int = POLL_BATCH) -> None:
+        """Ask providers about due runs (each claimed by one process), and fail the runs
+        whose deadline passed, which frees their slots."""
+        claimed = []
+        for _ in range(limit):
+            run = await self.runs.claim_poll()
+            if run is None:
+                break
+            claimed.append(run)
+        await asyncio.gather(*(self._poll(run) for run in claimed))
+        for run in await self.runs.overdue():
+            reason = "the provider gave no outcome by the deadline"
+            await self.report_run(run.provider, run.run_id, Failure(reason, retryable=True))
+
+    async def _poll(self, run: Run) -> None:
+        spec = self.toolbox.get(run.provider)
+        if spec is None or spec.poll is None:
+            return
+        try:
+            output = await asyncio.wait_for(spec.poll(run.run_id), self.policy.tool_timeout_seconds)
+        except ToolFailure as exc:
+            await self.report_run(run.provider, run.run_id, Failure(exc.reason, exc.retryable))
+            return
+        except TimeoutError:
+            return  # asked again at its next poll
+        if output is not None:
+            outcome = Success(output.text, output.cost_micros, output.media)
+            await self.report_run(run.provider, run.run_id, outcome)
 
     async def complete(self, cook_id: str, piece_id: str, attempt: int, outcome: Outcome) -> bool:
         """The one completion function, for every path (sync, webhook, polling, lease expiry).
@@ -433,6 +603,8 @@ class Orchestrator:
 
     async def tick(self) -> None:
         """One pass of the background work. Safe in every process at once."""
+        await self.poll_runs()
+        await self.deliveries.forget_old()
         for piece_id, cook_id, attempt in await self.pieces.expired_leases():
             await self.complete(
                 cook_id, piece_id, attempt, Failure("the attempt's lease expired", retryable=True)
@@ -478,6 +650,10 @@ class Orchestrator:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
+
+
+def _ms_since(began: float) -> int:
+    return int((time.monotonic() - began) * 1000)
 
 
 def first_valid_draw(config: Config, seed: int, index: int, salt: int = 0) -> Draw:

@@ -33,6 +33,7 @@ from orchestration.engine import ChosenTrait, Draw
 from orchestration.ids import AccountId, new_id
 from orchestration.policy import CookPolicy
 from orchestration.scope import owned
+from orchestration.tools import MediaRef
 
 type Document = dict[str, Any]
 
@@ -59,6 +60,7 @@ class Review(StrEnum):
 class Success:
     text: str
     cost_micros: int
+    media: tuple[MediaRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Piece:
     last_error: str | None
     created_at: datetime
     completed_at: datetime | None
+    media: tuple[MediaRef, ...] = ()
+    run_id: str | None = None  # the provider's run id of the current or last attempt
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,7 @@ class PieceStore:
                 "review": Review.PENDING.value,
                 "outputText": outcome.text,
                 "costMicros": outcome.cost_micros,
+                "media": [vars(m) for m in outcome.media],
                 "completedAt": at,
             }
         elif outcome.retryable and may_retry and attempt < self._policy.max_attempts:
@@ -295,6 +300,20 @@ class PieceStore:
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else _from_doc(doc)
+
+    async def hold(
+        self, piece_id: str, attempt: int, seconds: float, run_id: str | None = None
+    ) -> bool:
+        """Extend the running attempt's lease (a provider accepted it, or a spell step
+        starts), noting the provider's run id; False if the attempt is no longer running."""
+        update: Document = {"leaseExpiresAt": clock.now() + timedelta(seconds=seconds)}
+        if run_id is not None:
+            update["runId"] = run_id
+        result = await self._pieces.update_one(
+            {"_id": piece_id, "status": PieceStatus.RUNNING.value, "attempt": attempt},
+            {"$set": update},
+        )
+        return result.modified_count == 1
 
     async def cancel_waiting(self, cook_id: str) -> int:
         """Pieces waiting to retry will not run again: they give their seats back."""
@@ -401,4 +420,6 @@ def _from_doc(doc: Document) -> Piece:
         last_error=doc.get("lastError"),
         created_at=doc["createdAt"],
         completed_at=doc.get("completedAt"),
+        media=tuple(MediaRef(**m) for m in doc.get("media", [])),
+        run_id=doc.get("runId"),
     )

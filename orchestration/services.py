@@ -7,13 +7,19 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from orchestration.casts import CastStore
 from orchestration.collections import CollectionStore
 from orchestration.cooks import CookStore
 from orchestration.events import EventLog
-from orchestration.orchestrator import Orchestrator
+from orchestration.media import MediaStore
+from orchestration.orchestrator import Generators, Orchestrator
 from orchestration.pieces import PieceStore
 from orchestration.policy import CookPolicy
 from orchestration.progress import ProgressFeed
+from orchestration.runs import RunStore
+from orchestration.spells import SpellStore
+from orchestration.tools import Toolbox
+from orchestration.webhooks import DeliveryLog
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,10 @@ class Services:
     events: EventLog
     orchestrator: Orchestrator
     feed: ProgressFeed
+    toolbox: Toolbox
+    spells: SpellStore
+    casts: CastStore
+    media: MediaStore
 
     @classmethod
     def from_database(
@@ -31,15 +41,23 @@ class Services:
         db: AsyncDatabase[dict[str, Any]],
         policy: CookPolicy,
         *,
+        toolbox: Toolbox,
+        media: MediaStore,
         progress_poll_seconds: float = 0.25,
     ) -> Services:
-        collections = CollectionStore(db)
+        spells = SpellStore(db, toolbox)
+        collections = CollectionStore(db, toolbox, spells)
         events = EventLog(db)
         cooks = CookStore(db, events, policy)
         pieces = PieceStore(db, policy)
-        orchestrator = Orchestrator(collections, cooks, pieces, events, policy)
+        casts = CastStore(db)
+        runs = RunStore(db, policy.tick_seconds)
+        generators = Generators(toolbox, spells, runs, casts, DeliveryLog(db))
+        orchestrator = Orchestrator(collections, cooks, pieces, events, policy, generators)
         feed = ProgressFeed(cooks, events, pieces, interval=progress_poll_seconds)
-        return cls(collections, cooks, pieces, events, orchestrator, feed)
+        return cls(
+            collections, cooks, pieces, events, orchestrator, feed, toolbox, spells, casts, media
+        )
 
     async def ensure_indexes(self) -> None:
         """Idempotent; run at every start, while collections are still empty where possible."""
@@ -47,3 +65,7 @@ class Services:
         await self.cooks.ensure_indexes()
         await self.pieces.ensure_indexes()
         await self.events.ensure_indexes()
+        await self.spells.ensure_indexes()
+        await self.casts.ensure_indexes()
+        await self.orchestrator.runs.ensure_indexes()
+        await self.orchestrator.deliveries.ensure_indexes()

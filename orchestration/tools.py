@@ -1,8 +1,9 @@
 """Generator tools: what a collection names, and what turns a piece's parameters into output.
 
-A tool's ``run`` returns a ``ToolOutput`` (done), or ``Submitted`` (the outcome comes later),
-or raises ``ToolFailure`` (retryable or permanent).
-Every outcome, from whichever path, reaches the orchestrator's one completion function.
+A tool's ``run`` returns a ``ToolOutput`` (done), or ``Submitted`` (the outcome comes later,
+by webhook or polling), or raises ``ToolFailure`` (retryable or permanent). Every outcome,
+from whichever path, reaches the orchestrator's one completion function. Built-in tools are
+here; configured providers (``providers.py``) add theirs to the same ``Toolbox``.
 """
 
 from __future__ import annotations
@@ -12,24 +13,54 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+from orchestration.errors import Problem
 
 MAX_TEST_LATENCY_MS = 60_000
 MAX_TEST_DUPLICATES = 5
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """A stored file: content-addressed by its SHA-256."""
+
+    sha256: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
 class ToolOutput:
     text: str
     cost_micros: int = 0  # exact cost in millionths of a US dollar
+    media: tuple[MediaRef, ...] = ()
 
 
 @dataclass(frozen=True)
 class Submitted:
-    """The tool accepted the job and will report its outcome later (a webhook or a poll),
-    through the orchestrator's completion function."""
+    """The provider accepted the job and reports its outcome later, by webhook or when
+    polled, through the orchestrator's completion function."""
 
     run_id: str
+    poll: bool  # poll the provider for the outcome (besides any webhook)
+    deadline_seconds: float  # the attempt fails if no outcome arrives by then
+
+
+class InputType(StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    ANY = "any"
+
+
+@dataclass(frozen=True)
+class ToolInput:
+    name: str
+    type: InputType
+    required: bool = False
+    description: str = ""
 
 
 class ToolFailure(Exception):
@@ -47,6 +78,28 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class WebhookReport:
+    """What one webhook delivery says about a run."""
+
+    run_id: str
+    status: str
+    final: bool  # the run ended (success or failure); otherwise a progress update
+    failure: str | None = None  # why it failed, for a final failure
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """How a provider's webhooks are verified and read."""
+
+    secret: str
+    read: Callable[[Any], WebhookReport]  # raises ValueError on a malformed body
+    finish: Callable[[Any], Awaitable[ToolOutput]]  # a final success's output (fetches media)
+
+
+type Poll = Callable[[str], Awaitable[ToolOutput | None]]  # None: not done; ToolFailure: failed
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     id: str
     description: str
@@ -54,6 +107,61 @@ class ToolSpec:
     # How many times the runner reports each outcome: the test tool simulates providers that
     # deliver one completion through several paths at once.
     deliveries: Callable[[ToolCall], int] = lambda _: 1
+    inputs: tuple[ToolInput, ...] = ()
+    open_inputs: bool = True  # other parameters than ``inputs`` are passed through
+    kind: str = "builtin"
+    poll: Poll | None = None
+    webhooks: Webhooks | None = None
+
+    def check_params(self, params: Any, path: str) -> list[Problem]:
+        """A template (or step parameters) against the declared inputs. ``[[...]]``
+        placeholders fill in strings, so a string with one satisfies any type."""
+        if not isinstance(params, dict):
+            return [Problem(path, "must be a JSON object")]
+        problems = []
+        declared = {i.name: i for i in self.inputs}
+        for name, wanted in declared.items():
+            if wanted.required and name not in params:
+                problems.append(Problem(f"{path}.{name}", f"is required by the tool {self.id!r}"))
+        for name, value in params.items():
+            spec = declared.get(name)
+            if spec is None:
+                if not self.open_inputs:
+                    known = ", ".join(sorted(declared)) or "none"
+                    problems.append(
+                        Problem(f"{path}.{name}", f"is not an input of {self.id!r} ({known})")
+                    )
+            elif not _fits(value, spec.type):
+                problems.append(Problem(f"{path}.{name}", f"must be a {spec.type.value}"))
+        return problems
+
+
+def _fits(value: Any, type: InputType) -> bool:
+    if type is InputType.ANY or (isinstance(value, str) and "[[" in value):
+        return True
+    if type is InputType.STRING:
+        return isinstance(value, str)
+    if type is InputType.NUMBER:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, bool)
+
+
+class Toolbox:
+    """The tools this deployment offers: the built-ins and the configured providers'."""
+
+    def __init__(self, specs: list[ToolSpec]) -> None:
+        self._specs = {s.id: s for s in specs}
+        if len(self._specs) != len(specs):
+            raise ValueError("two tools share an id")
+
+    def get(self, tool_id: str) -> ToolSpec | None:
+        return self._specs.get(tool_id)
+
+    def __contains__(self, tool_id: str) -> bool:
+        return tool_id in self._specs
+
+    def all(self) -> list[ToolSpec]:
+        return list(self._specs.values())
 
 
 def render_text(params: Any) -> str:
@@ -100,17 +208,26 @@ def _test_deliveries(call: ToolCall) -> int:
     return int(_setting(call.params, "duplicates", 1, 1, MAX_TEST_DUPLICATES))
 
 
-TOOLS: dict[str, ToolSpec] = {
-    spec.id: spec
-    for spec in (
-        ToolSpec("prompt", "Renders the filled template to text; completes at once.", _prompt),
-        ToolSpec(
-            "test",
-            "For tests and benchmarks: completes after `latencyMs`, fails at `failureRate` "
-            "(retryable) or `permanentFailureRate`, costs `costMicros`, and delivers each "
-            "outcome `duplicates` times; all read from the piece's parameters.",
-            _test,
-            _test_deliveries,
+def _number(name: str, description: str) -> ToolInput:
+    return ToolInput(name, InputType.NUMBER, description=description)
+
+
+BUILTIN_TOOLS = (
+    ToolSpec("prompt", "Renders the filled template to text; completes at once.", _prompt),
+    ToolSpec(
+        "test",
+        "For tests and benchmarks: completes after `latencyMs`, fails at `failureRate` "
+        "(retryable) or `permanentFailureRate`, costs `costMicros`, and delivers each "
+        "outcome `duplicates` times; all read from the piece's parameters.",
+        _test,
+        _test_deliveries,
+        inputs=(
+            ToolInput("prompt", InputType.ANY, description="the text to return"),
+            _number("latencyMs", f"0 to {MAX_TEST_LATENCY_MS}"),
+            _number("failureRate", "0 to 1: retryable failures"),
+            _number("permanentFailureRate", "0 to 1: permanent failures"),
+            _number("costMicros", "cost of a success, in millionths of a dollar"),
+            _number("duplicates", f"1 to {MAX_TEST_DUPLICATES}: deliveries of each outcome"),
         ),
-    )
-}
+    ),
+)

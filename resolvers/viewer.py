@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from orchestration.tools import TOOLS
 from schema.context import Info
 from schema.types import Tool, Viewer
 
@@ -12,6 +11,6 @@ def viewer(info: Info) -> Viewer:
     return Viewer.from_principal(info.context.require_principal())
 
 
-def tools() -> list[Tool]:
-    """The generator tools a collection can name."""
-    return [Tool.from_domain(spec) for spec in TOOLS.values()]
+def tools(info: Info) -> list[Tool]:
+    """The generator tools a collection or a spell step can name, with their inputs."""
+    return [Tool.from_domain(spec) for spec in info.context.services.toolbox.all()]

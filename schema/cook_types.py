@@ -18,6 +18,7 @@ from orchestration.errors import BadUserInput
 from orchestration.events import MAX_EVENTS_PAGE
 from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
 from schema.context import Info
+from schema.spell_types import Cast, Media
 from schema.types import PageInfo
 
 CookStatus = strawberry.enum(
@@ -77,6 +78,13 @@ class CookNumbers:
         )
 
 
+async def _piece_casts(root: strawberry.Parent[Piece], info: Info) -> list[Cast]:
+    principal = info.context.require_principal()
+    return [
+        Cast.from_domain(c) for c in await info.context.services.casts.for_piece(principal, root.id)
+    ]
+
+
 @strawberry.type(description="A piece of a cook: its draw, its attempts' result and review.")
 class Piece:
     id: strawberry.ID
@@ -96,6 +104,13 @@ class Piece:
     last_error: str | None
     created_at: datetime
     completed_at: datetime | None
+    media: list[Media] = strawberry.field(description="Images the generator produced.")
+    run_id: str | None = strawberry.field(
+        description="The provider's run id of the latest attempt, for webhook and polled tools."
+    )
+    casts: list[Cast] = strawberry.field(
+        resolver=_piece_casts, description="For a spell generator: each attempt's steps."
+    )
 
     @classmethod
     def from_domain(cls, p: piece_domain.Piece) -> Piece:
@@ -117,6 +132,8 @@ class Piece:
             last_error=p.last_error,
             created_at=p.created_at,
             completed_at=p.completed_at,
+            media=[Media.of(p.id, n, m) for n, m in enumerate(p.media)],
+            run_id=p.run_id,
         )
 
 

@@ -11,9 +11,11 @@ from strawberry.types import ExecutionContext
 from auth.permissions import IsAuthenticated
 from resolvers import collections as col
 from resolvers import cooks as ck
+from resolvers import spells as sp
 from resolvers import viewer as me
 from schema.cook_types import Cook, CookConnection, Piece, Preview
 from schema.errors import CodedErrors, log_unexpected
+from schema.spell_types import Spell, SpellConnection
 from schema.types import (
     Collection,
     CollectionConnection,
@@ -46,6 +48,8 @@ class Query:
     preview_pieces: Preview = _query(ck.preview_pieces)
     cook: Cook = _query(ck.cook)
     cooks: CookConnection = _query(ck.cooks)
+    spell: Spell = _query(sp.spell)
+    spells: SpellConnection = _query(sp.spells)
 
 
 @strawberry.type(description="Everything a signed-in caller can change.")
@@ -60,6 +64,8 @@ class Mutation:
     resume_cook: Cook = _mutation(ck.resume_cook)
     cancel_cook: Cook = _mutation(ck.cancel_cook)
     review_pieces: list[Piece] = _mutation(ck.review_pieces)
+    create_spell: Spell = _mutation(sp.create_spell)
+    update_spell: Spell = _mutation(sp.update_spell)
 
 
 @strawberry.type(description="Live updates, over WebSocket (graphql-transport-ws).")

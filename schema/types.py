@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from auth.principal import Principal
 from orchestration import collections as domain
+from orchestration import tools as tool_domain
 from orchestration import traits
 from orchestration.pagination import Page, encode_cursor
 from orchestration.tools import ToolSpec
@@ -202,11 +203,40 @@ class Viewer:
         return cls(id=strawberry.ID(p.subject), roles=sorted(p.roles), is_admin=p.is_admin)
 
 
+InputType = strawberry.enum(tool_domain.InputType, name="ToolInputType")
+
+
+@strawberry.type(description="An input a tool declares.")
+class ToolInput:
+    name: str
+    type: InputType  # type: ignore[valid-type]
+    required: bool
+    description: str
+
+    @classmethod
+    def from_domain(cls, i: tool_domain.ToolInput) -> ToolInput:
+        return cls(name=i.name, type=i.type, required=i.required, description=i.description)
+
+
 @strawberry.type(description="A generator tool a collection can name.")
 class Tool:
     id: strawberry.ID
     description: str
+    kind: str = strawberry.field(
+        description="`builtin`, or the provider protocol: `openai` (answers at once), "
+        "`comfydeploy` (webhook, optionally polled) or `comfyui` (polled)."
+    )
+    inputs: list[ToolInput] = strawberry.field(
+        description="Declared parameters; a template is checked against them when saved."
+    )
+    open_inputs: bool = strawberry.field(description="Whether other parameters are accepted.")
 
     @classmethod
     def from_domain(cls, t: ToolSpec) -> Tool:
-        return cls(id=strawberry.ID(t.id), description=t.description)
+        return cls(
+            id=strawberry.ID(t.id),
+            description=t.description,
+            kind=t.kind,
+            inputs=[ToolInput.from_domain(i) for i in t.inputs],
+            open_inputs=t.open_inputs,
+        )

@@ -11,12 +11,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
 
 from auth.tokens import TokenVerifier
+from orchestration.media import FileMediaStore
+from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
+from service import provider_routes
 from service.database import connect
 from service.graphql_router import CookGraphQLRouter
 from service.identity import build_verifier
@@ -49,9 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(connect(settings))
+            http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
+            media = FileMediaStore(settings.media_dir)
+            context = ProviderContext(http, media, settings.callback_url)
             services = Services.from_database(
                 client[settings.db_name],
                 settings.policy(),
+                toolbox=build_toolbox(settings.provider_configs(), context),
+                media=media,
                 progress_poll_seconds=settings.progress_poll_seconds,
             )
             await services.ensure_indexes()
@@ -85,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allowed_origins=settings.allowed_origins,
     )
     app.include_router(graphql, prefix="/graphql")
+    app.include_router(provider_routes.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -10,6 +10,8 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestration.policy import CookPolicy
+from orchestration.providers import ProviderConfig, parse_providers
+from orchestration.tools import BUILTIN_TOOLS
 
 # RFC 8725: asymmetric algorithms only, so an HMAC secret can never stand in for a public key.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=0.5, ge=0.01, le=60)
     scheduler: bool = True
 
+    # Generation providers: a JSON list (see orchestration/providers.py and the README).
+    providers: str = ""
+    public_url: str | None = None  # where providers send webhooks; default http://host:port
+
     progress_poll_seconds: float = Field(default=0.25, ge=0.01, le=10)
     ws_max_subscriptions: int = Field(default=10, ge=1, le=100)
     allowed_origins: Annotated[list[str], NoDecode] = []
@@ -72,7 +78,9 @@ class Settings(BaseSettings):
             tick_seconds=self.tick_seconds,
         )
 
-    @field_validator("mongodb_uri", "jwt_public_key", "jwt_jwks_url", "jwt_key_id", mode="before")
+    @field_validator(
+        "mongodb_uri", "jwt_public_key", "jwt_jwks_url", "jwt_key_id", "public_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -105,6 +113,26 @@ class Settings(BaseSettings):
         ):
             raise ValueError("the JWKS URL must use https (plain http only on loopback)")
         return value
+
+    @field_validator("providers")
+    @classmethod
+    def _valid_providers(cls, value: str) -> str:
+        configs = parse_providers(value)  # a ValidationError names the bad field
+        ids = [c.id for c in configs]
+        if len(set(ids)) != len(ids) or set(ids) & {t.id for t in BUILTIN_TOOLS}:
+            raise ValueError("provider ids must be unique and differ from the built-in tools'")
+        return value
+
+    def provider_configs(self) -> list[ProviderConfig]:
+        return parse_providers(self.providers)
+
+    def callback_url(self, provider_id: str) -> str:
+        base = self.public_url or f"http://{self.host}:{self.port}"
+        return f"{base.rstrip('/')}/webhooks/{provider_id}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
 
     @property
     def is_development(self) -> bool:

@@ -189,3 +189,18 @@ async def wait_for_cook(
         if time.monotonic() > deadline:
             raise AssertionError(f"cook did not get there in {within}s: {cook}")
         await asyncio.sleep(0.02)
+
+
+PIECE_FIELDS = """
+  id status attempt output costUsd lastError runId
+  media { url contentType size sha256 }
+"""
+
+
+async def pieces_of(api: Api, cook_id: str) -> list[dict[str, Any]]:
+    data = await api.data(
+        f"query($id: ID!) {{ cook(id: $id) {{ pieces(first: 100) {{ {PIECE_FIELDS} }} }} }}",
+        {"id": cook_id},
+    )
+    pieces: list[dict[str, Any]] = data["cook"]["pieces"]
+    return pieces

@@ -17,6 +17,7 @@ from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api
+from tests.fake_providers import FakeProvider, fake_provider, providers_json
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,15 +53,55 @@ def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def running_api(settings: Settings) -> AsyncIterator[Api]:
+    """The app with its real lifespan, called in process over ASGI."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
             yield Api(client, settings, app)
         await app.state.runtime.services.orchestrator.stop()
-        # Keep the shared server as small as one deployment's: mongoeco's per-operation
-        # catalog work grows with the number of databases and indexes in its file.
+        # Keep the server as small as one deployment's: mongoeco's per-operation catalog
+        # work grows with the number of databases and indexes in its file.
         with contextlib.suppress(InvalidOperation):  # a test may have closed the client
             await app.state.runtime.client.drop_database(settings.db_name)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    async with running_api(settings) as api:
+        yield api
+
+
+# --- generation providers: a fake on loopback, and the app configured to use it ---------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with fake_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def poll() -> bool:
+    """Whether the webhook provider is also polled (parametrize to change)."""
+    return True
+
+
+@pytest.fixture
+def deadline() -> float:
+    """The providers' deadline in seconds (parametrize to change)."""
+    return 30.0
+
+
+@pytest.fixture
+async def papi(
+    settings: Settings, fake: FakeProvider, poll: bool, deadline: float
+) -> AsyncIterator[Api]:
+    """Like ``api``, with the fake's three providers: ``gpt``, ``deploy`` and ``comfy``."""
+    configured = settings.model_copy(
+        update={"providers": providers_json(fake, poll=poll, deadline=deadline)}
+    )
+    async with running_api(configured) as api:
+        yield api

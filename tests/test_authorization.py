@@ -38,6 +38,8 @@ class Operation:
             "cook": target.cook,
             "spare": target.spare,
             "piece": target.piece,
+            "spell": target.spell,
+            "spellInput": {"name": "s", "steps": [{"toolId": "prompt", "params": {"p": "x"}}]},
             "input": {"name": "changed"},
             "create": collection_input(name="new"),
             "file": {
@@ -57,6 +59,7 @@ class Target:
     cook: str  # running, one piece in flight for seconds
     spare: str  # a collection with no cook
     piece: str  # a completed piece
+    spell: str
 
 
 def settled(cook: dict[str, Any]) -> bool:
@@ -81,7 +84,12 @@ async def make_target(api: Api) -> Target:
         lambda c: c["status"] == "COMPLETED" and settled(c),
         extra="pieces { id } events(first: 500) { seq }",
     )
-    return Target(slow["id"], cook["id"], spare["id"], finished["pieces"][0]["id"])
+    spell = await api.data(
+        "mutation($i: SpellInput!) { createSpell(input: $i) { id } }",
+        {"i": {"name": "mine", "steps": [{"toolId": "prompt", "params": {"p": "[[Animal]]"}}]}},
+    )
+    piece = finished["pieces"][0]["id"]
+    return Target(slow["id"], cook["id"], spare["id"], piece, spell["createSpell"]["id"])
 
 
 OWNED = (UNAUTHENTICATED, NOT_FOUND, OK, OK)
@@ -151,6 +159,23 @@ OPERATIONS = [
         OWNED,
     ),
 ]
+OPERATIONS += [
+    Operation("spell", "query($spell: ID!) { spell(id: $spell) { id } }", False, OWNED),
+    Operation("spells", "query { spells { edges { node { id } } } }", False, ANY_SIGNED_IN),
+    Operation(
+        "createSpell",
+        "mutation($spellInput: SpellInput!) { createSpell(input: $spellInput) { id } }",
+        True,
+        ANY_SIGNED_IN,
+    ),
+    Operation(
+        "updateSpell",
+        "mutation($spell: ID!, $spellInput: SpellInput!) "
+        "{ updateSpell(id: $spell, input: $spellInput) { id } }",
+        True,
+        OWNED,
+    ),
+]
 OPERATIONS.append(
     Operation(
         "cookProgress",
@@ -211,7 +236,7 @@ async def run(api: Api, op: Operation, target: Target, caller: str | None) -> di
 
 async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
     db = api.app.state.runtime.client[api.settings.db_name]
-    names = ("collections", "cooks", "pieces", "cook_events")
+    names = ("collections", "cooks", "pieces", "cook_events", "spells")
     return {name: [doc async for doc in db[name].find({}).sort("_id")] for name in names}
 
 

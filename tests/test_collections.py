@@ -83,7 +83,11 @@ async def test_an_update_with_a_stale_expected_version_is_a_conflict_and_changes
 
 async def test_switching_the_generator_to_a_spell_replaces_the_tool(api: Api) -> None:
     created = await api.create_collection()
-    spell = "spl_" + "a" * 32
+    made = await api.data(
+        "mutation($i: SpellInput!) { createSpell(input: $i) { id } }",
+        {"i": {"name": "s", "steps": [{"toolId": "prompt", "params": {"p": "[[Animal]]"}}]}},
+    )
+    spell = made["createSpell"]["id"]
     data = await api.data(UPDATE, {"id": created["id"], "input": {"generator": {"spellId": spell}}})
     assert data["updateCollection"]["generator"] == {"kind": "SPELL", "id": spell}
 

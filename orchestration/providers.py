@@ -1,0 +1,325 @@
+"""Generation providers, configured from the environment, each offered as a tool.
+
+- ``openai``: an OpenAI-compatible chat-completions endpoint. Synchronous: the answer
+  completes the piece in the same call.
+- ``comfydeploy``: a ComfyDeploy-style run API. The service starts a run with a callback URL;
+  the provider POSTs signed updates to ``/webhooks/{id}``. With ``poll`` it is also polled
+  (``GET /api/run/{run_id}``); either path completes the piece, once.
+- ``comfyui``: the ComfyUI API. ``POST /prompt`` gives a ``prompt_id``; the poller reads
+  ``GET /history/{prompt_id}`` and fetches images with ``GET /view``.
+
+Secrets (API keys, webhook secrets) live only in this configuration, never in the database or
+logs (``SecretStr``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic.alias_generators import to_camel
+
+from orchestration.media import MediaStore, fetch_image
+from orchestration.tools import (
+    BUILTIN_TOOLS,
+    InputType,
+    Submitted,
+    Toolbox,
+    ToolCall,
+    ToolFailure,
+    ToolInput,
+    ToolOutput,
+    ToolSpec,
+    WebhookReport,
+    Webhooks,
+    render_text,
+)
+
+REQUEST_TIMEOUT_SECONDS = 60.0
+MAX_OUTPUTS = 16
+FINAL_OK = "success"
+FINAL_FAILED = "failed"
+
+
+class InputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    type: InputType = InputType.STRING
+    required: bool = False
+    description: str = ""
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    description: str = ""
+    base_url: str = Field(pattern=r"^https?://")
+    api_key: SecretStr | None = None
+    inputs: list[InputConfig] = []
+    open_inputs: bool = True
+
+
+class OpenAIConfig(_Config):
+    kind: Literal["openai"]
+    model: str
+    input_micros_per_token: int = Field(default=0, ge=0)
+    output_micros_per_token: int = Field(default=0, ge=0)
+
+
+class ComfyDeployConfig(_Config):
+    kind: Literal["comfydeploy"]
+    deployment_id: str
+    webhook_secret: SecretStr
+    poll: bool = False
+    deadline_seconds: float = Field(default=600, gt=0, le=86_400)
+    cost_micros: int = Field(default=0, ge=0)
+
+
+class ComfyUIConfig(_Config):
+    kind: Literal["comfyui"]
+    deadline_seconds: float = Field(default=600, gt=0, le=86_400)
+    cost_micros: int = Field(default=0, ge=0)
+
+
+type ProviderConfig = Annotated[
+    OpenAIConfig | ComfyDeployConfig | ComfyUIConfig, Field(discriminator="kind")
+]
+PROVIDERS = TypeAdapter(list[ProviderConfig])
+
+
+def parse_providers(raw: str) -> list[ProviderConfig]:
+    """``COOK_PROVIDERS``: a JSON list of provider objects. Raises pydantic's ValidationError."""
+    return PROVIDERS.validate_json(raw or "[]")
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    client: httpx.AsyncClient
+    media: MediaStore
+    callback_url: Callable[[str], str]  # provider id -> the URL its webhooks go to
+
+
+def build_toolbox(configs: list[ProviderConfig], ctx: ProviderContext) -> Toolbox:
+    """The built-in tools and one per configured provider."""
+    return Toolbox([*BUILTIN_TOOLS, *(provider_tool(c, ctx) for c in configs)])
+
+
+def provider_tool(config: ProviderConfig, ctx: ProviderContext) -> ToolSpec:
+    match config:
+        case OpenAIConfig():
+            return _openai(config, ctx)
+        case ComfyDeployConfig():
+            return _comfydeploy(config, ctx)
+        case ComfyUIConfig():
+            return _comfyui(config, ctx)
+
+
+def _inputs(config: _Config, defaults: tuple[ToolInput, ...]) -> tuple[ToolInput, ...]:
+    declared = tuple(ToolInput(i.name, i.type, i.required, i.description) for i in config.inputs)
+    return declared or defaults
+
+
+def _headers(config: _Config, call: ToolCall | None = None) -> dict[str, str]:
+    headers = {}
+    if config.api_key is not None:
+        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+    if call is not None:
+        headers["Idempotency-Key"] = f"{call.job_key}:{call.attempt}"
+    return headers
+
+
+async def _send(ctx: ProviderContext, method: str, url: str, what: str, **kwargs: Any) -> Any:
+    """One request to a provider; its failures become ToolFailure (retryable when it may
+    help: timeouts, connection errors, 429 and 5xx)."""
+    try:
+        response = await ctx.client.request(method, url, timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise ToolFailure(f"{what}: timed out", retryable=True) from exc
+    except httpx.HTTPError as exc:
+        raise ToolFailure(f"{what}: {type(exc).__name__}", retryable=True) from exc
+    if response.status_code >= 400:
+        retry = response.status_code >= 500 or response.status_code == 429
+        raise ToolFailure(f"{what}: HTTP {response.status_code}", retryable=retry)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ToolFailure(f"{what}: the answer is not JSON", retryable=True) from exc
+
+
+def _malformed(what: str) -> ToolFailure:
+    return ToolFailure(f"{what}: unexpected answer", retryable=False)
+
+
+# --- OpenAI-compatible chat completions (synchronous) ------------------------------------
+
+
+def _openai(config: OpenAIConfig, ctx: ProviderContext) -> ToolSpec:
+    url = config.base_url.rstrip("/") + "/chat/completions"
+
+    async def run(call: ToolCall) -> ToolOutput:
+        params = call.params if isinstance(call.params, dict) else {}
+        prompt = params.get("prompt", render_text(call.params))
+        messages = [{"role": "user", "content": str(prompt)}]
+        if isinstance(params.get("system"), str):
+            messages.insert(0, {"role": "system", "content": params["system"]})
+        body: dict[str, Any] = {"model": config.model, "messages": messages}
+        for key in ("temperature", "max_tokens"):
+            if key in params:
+                body[key] = params[key]
+        answer = await _send(ctx, "POST", url, config.id, json=body, headers=_headers(config, call))
+        try:
+            text = answer["choices"][0]["message"]["content"]
+            usage = answer.get("usage") or {}
+            cost = (
+                int(usage.get("prompt_tokens", 0)) * config.input_micros_per_token
+                + int(usage.get("completion_tokens", 0)) * config.output_micros_per_token
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise _malformed(config.id) from exc
+        if not isinstance(text, str):
+            raise _malformed(config.id)
+        return ToolOutput(text, cost)
+
+    return ToolSpec(
+        config.id,
+        config.description or f"Chat completion with {config.model} (answers at once).",
+        run,
+        inputs=_inputs(
+            config,
+            (
+                ToolInput("prompt", InputType.STRING, True, "the user message"),
+                ToolInput("system", InputType.STRING, False, "a system message"),
+                ToolInput("temperature", InputType.NUMBER),
+                ToolInput("max_tokens", InputType.NUMBER),
+            ),
+        ),
+        open_inputs=False,
+        kind="openai",
+    )
+
+
+# --- ComfyDeploy-style runs: webhook, optionally polled too -------------------------------
+
+
+async def _outputs(ctx: ProviderContext, outputs: Any, cost: int) -> ToolOutput:
+    """ComfyDeploy's ``outputs``: ``[{data: {images: [{url}], text: [...]}}]``. Images are
+    fetched and stored; an output that cannot be fetched fails the attempt."""
+    if not isinstance(outputs, list):
+        raise ToolFailure("the run reported no outputs", retryable=False)
+    urls: list[str] = []
+    texts: list[str] = []
+    for output in outputs[:MAX_OUTPUTS]:
+        data = output.get("data", output) if isinstance(output, dict) else {}
+        for image in data.get("images", []) if isinstance(data, dict) else []:
+            if isinstance(image, dict) and isinstance(image.get("url"), str):
+                urls.append(image["url"])
+        for text in data.get("text", []) if isinstance(data, dict) else []:
+            texts.append(str(text))
+    if not urls and not texts:
+        raise ToolFailure("the run's outputs hold no image or text", retryable=False)
+    media = tuple([await fetch_image(ctx.client, url, ctx.media) for url in urls[:MAX_OUTPUTS]])
+    return ToolOutput("\n".join(texts), cost, media)
+
+
+def _comfydeploy(config: ComfyDeployConfig, ctx: ProviderContext) -> ToolSpec:
+    base = config.base_url.rstrip("/")
+
+    async def run(call: ToolCall) -> Submitted:
+        body = {
+            "deployment_id": config.deployment_id,
+            "inputs": call.params,
+            "webhook": ctx.callback_url(config.id),
+        }
+        answer = await _send(
+            ctx, "POST", f"{base}/api/run", config.id, json=body, headers=_headers(config, call)
+        )
+        run_id = answer.get("run_id") if isinstance(answer, dict) else None
+        if not isinstance(run_id, str) or not run_id:
+            raise _malformed(config.id)
+        return Submitted(run_id, poll=config.poll, deadline_seconds=config.deadline_seconds)
+
+    async def poll(run_id: str) -> ToolOutput | None:
+        answer = await _send(
+            ctx, "GET", f"{base}/api/run/{run_id}", config.id, headers=_headers(config)
+        )
+        report = read(answer)
+        if not report.final:
+            return None
+        if report.failure is not None:
+            raise ToolFailure(report.failure, retryable=True)
+        return await _outputs(ctx, answer.get("outputs"), config.cost_micros)
+
+    def read(body: Any) -> WebhookReport:
+        if not isinstance(body, dict) or not isinstance(body.get("run_id"), str):
+            raise ValueError("a run update needs a run_id")
+        status = str(body.get("status", ""))
+        if status == FINAL_FAILED:
+            reason = str(body.get("error") or "the provider reported a failure")[:500]
+            return WebhookReport(body["run_id"], status, final=True, failure=reason)
+        return WebhookReport(body["run_id"], status, final=status == FINAL_OK)
+
+    async def finish(body: Any) -> ToolOutput:
+        return await _outputs(ctx, body.get("outputs"), config.cost_micros)
+
+    return ToolSpec(
+        config.id,
+        config.description
+        or "A ComfyDeploy run; completes by webhook" + (" or polling." if config.poll else "."),
+        run,
+        inputs=_inputs(config, ()),
+        open_inputs=config.open_inputs,
+        kind="comfydeploy",
+        poll=poll if config.poll else None,
+        webhooks=Webhooks(config.webhook_secret.get_secret_value(), read, finish),
+    )
+
+
+# --- ComfyUI: polling -----------------------------------------------------------------------
+
+
+def _comfyui(config: ComfyUIConfig, ctx: ProviderContext) -> ToolSpec:
+    base = config.base_url.rstrip("/")
+
+    async def run(call: ToolCall) -> Submitted:
+        body = {"prompt": call.params, "client_id": call.job_key}
+        answer = await _send(ctx, "POST", f"{base}/prompt", config.id, json=body)
+        prompt_id = answer.get("prompt_id") if isinstance(answer, dict) else None
+        if not isinstance(prompt_id, str) or not prompt_id:
+            raise _malformed(config.id)
+        return Submitted(prompt_id, poll=True, deadline_seconds=config.deadline_seconds)
+
+    async def poll(prompt_id: str) -> ToolOutput | None:
+        history = await _send(ctx, "GET", f"{base}/history/{prompt_id}", config.id)
+        entry = history.get(prompt_id) if isinstance(history, dict) else None
+        if not isinstance(entry, dict):
+            return None  # not finished (ComfyUI answers {} until then)
+        status = entry.get("status") or {}
+        if status.get("status_str") == "error":
+            raise ToolFailure(f"{config.id}: the prompt failed", retryable=True)
+        if not status.get("completed", True):
+            return None
+        urls = []
+        for node in (entry.get("outputs") or {}).values():
+            for image in (node or {}).get("images", []):
+                query = urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
+                urls.append(f"{base}/view?{query}")
+        if not urls:
+            raise ToolFailure(f"{config.id}: the prompt produced no image", retryable=False)
+        media = tuple([await fetch_image(ctx.client, u, ctx.media) for u in urls[:MAX_OUTPUTS]])
+        return ToolOutput("", config.cost_micros, media)
+
+    return ToolSpec(
+        config.id,
+        config.description or "A ComfyUI workflow; completes when polled.",
+        run,
+        inputs=_inputs(config, ()),
+        open_inputs=config.open_inputs,
+        kind="comfyui",
+        poll=poll,
+    )
