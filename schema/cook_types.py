@@ -76,6 +76,23 @@ class CookNumbers:
         )
 
 
+@strawberry.type(description="One attempt of a piece that has ended.")
+class PieceAttempt:
+    attempt: int
+    outcome: str = strawberry.field(description="completed, retrying or failed.")
+    reason: str | None
+    ended_at: datetime
+
+
+@strawberry.type(description="What a piece's generator produced.")
+class PieceOutput:
+    content_type: str
+    text: str | None = strawberry.field(description="The output itself, for text outputs.")
+    url: str | None = strawberry.field(
+        description="Where to fetch a media output (with the same Bearer token); null for text."
+    )
+
+
 @strawberry.type(description="A piece of a cook: its draw, its attempts' result and review.")
 class Piece:
     id: strawberry.ID
@@ -84,17 +101,26 @@ class Piece:
     index: int = strawberry.field(description="Unique and increasing within the collection.")
     job_key: str = strawberry.field(description="`cookId:index`.")
     status: PieceStatus  # type: ignore[valid-type]
-    review: ReviewOutcome | None  # type: ignore[valid-type]
-    attempt: int
+    review: ReviewOutcome | None = strawberry.field(  # type: ignore[valid-type]
+        description="PENDING once completed until reviewed; null before completion."
+    )
+    excluded: bool = strawberry.field(
+        description="An accepted piece left out of exports (see `setPiecesExcluded`)."
+    )
+    reviewed_at: datetime | None
+    attempt: int = strawberry.field(description="The number of the current or last attempt.")
+    attempts: list[PieceAttempt] = strawberry.field(description="Ended attempts, in order.")
     seed: str = strawberry.field(description="The piece's own seed (a 63-bit integer).")
     config_hash: str = strawberry.field(description="SHA-256 of the configuration it drew from.")
     traits: list[ChosenTrait]
     params: JSON = strawberry.field(description="The filled template sent to the generator.")
-    output: str | None
+    output: str | None = strawberry.field(description="The text output (see also `outputs`).")
+    outputs: list[PieceOutput]
     cost_usd: Decimal
     last_error: str | None
     created_at: datetime
     completed_at: datetime | None
+    duration_ms: int | None = strawberry.field(description="How long the successful attempt took.")
 
     @classmethod
     def from_domain(cls, p: piece_domain.Piece) -> Piece:
@@ -106,16 +132,50 @@ class Piece:
             job_key=p.job_key,
             status=p.status,
             review=p.review,
+            excluded=p.excluded,
+            reviewed_at=p.reviewed_at,
             attempt=p.attempt,
+            attempts=[
+                PieceAttempt(
+                    attempt=a.attempt, outcome=a.outcome, reason=a.reason, ended_at=a.ended_at
+                )
+                for a in p.attempts
+            ],
             seed=str(p.seed),
             config_hash=p.config_hash,
             traits=[ChosenTrait.from_domain(t) for t in p.traits],
             params=cast(JSON, p.params),
             output=p.output_text,
+            outputs=[]
+            if p.output_text is None
+            else [PieceOutput(content_type="text/plain", text=p.output_text, url=None)],
             cost_usd=usd(p.cost_micros),
             last_error=p.last_error,
             created_at=p.created_at,
             completed_at=p.completed_at,
+            duration_ms=p.duration_ms,
+        )
+
+
+@strawberry.type
+class PieceEdge:
+    cursor: str
+    node: Piece
+
+
+@strawberry.type(description="A page of pieces.")
+class PieceConnection:
+    edges: list[PieceEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, page: Page[piece_domain.Piece]) -> PieceConnection:
+        return cls(
+            edges=[
+                PieceEdge(cursor=piece_domain.index_cursor(p.index), node=Piece.from_domain(p))
+                for p in page.items
+            ],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 
 

@@ -8,21 +8,20 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pymongo import AsyncMongoClient
 from strawberry.fastapi import GraphQLRouter
 
-from auth.tokens import TokenVerifier
 from orchestration.errors import Unauthenticated
 from orchestration.services import Services
 from schema.context import Context
 from schema.schema import schema
 from service.database import connect
+from service.downloads import downloads
 from service.identity import build_verifier
+from service.runtime import Runtime, authenticate
+from service.runtime import runtime_of as _runtime
 from service.settings import Settings
 
 log = logging.getLogger("cook.app")
@@ -30,33 +29,11 @@ log = logging.getLogger("cook.app")
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-@dataclass
-class Runtime:
-    """What the lifespan builds and the routes use; lives on ``app.state.runtime``."""
-
-    settings: Settings
-    client: AsyncMongoClient[dict[str, Any]]
-    services: Services
-    verifier: TokenVerifier
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 async def get_context(request: Request) -> Context:
     runtime = _runtime(request)
     context = Context(services=runtime.services, request_id=request.state.request_id)
-    header = request.headers.get("authorization")
-    if header is None:
-        return context
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        context.auth_error = Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        return context
     try:
-        context.principal = await runtime.verifier.verify(token.strip())
+        context.principal = await authenticate(request)
     except Unauthenticated as exc:
         context.auth_error = exc
     return context
@@ -69,20 +46,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(connect(settings))
-            services = Services.from_database(client[settings.db_name], settings.policy())
+            services = Services.from_database(
+                client[settings.db_name], settings.policy(), settings.exports_dir
+            )
             await services.ensure_indexes()
             app.state.runtime = Runtime(settings, client, services, build_verifier(settings))
-            scheduler = (
-                asyncio.create_task(services.orchestrator.run()) if settings.scheduler else None
+            background = (
+                [
+                    asyncio.create_task(services.orchestrator.run()),
+                    asyncio.create_task(services.exports.run()),
+                ]
+                if settings.scheduler
+                else []
             )
             try:
                 yield
             finally:
-                if scheduler is not None:
-                    scheduler.cancel()
+                for task in background:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await scheduler
+                        await task
                 await services.orchestrator.stop()
+                await services.exports.stop()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -102,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_queries_via_get=False,
     )
     app.include_router(graphql, prefix="/graphql")
+
+    app.include_router(downloads)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -14,7 +14,9 @@ from tests.api import (
     Api,
     collection_input,
     start_cook,
+    start_export,
     wait_for_cook,
+    wait_for_export,
     with_test_tool,
 )
 
@@ -35,6 +37,8 @@ class Operation:
             "cook": target.cook,
             "spare": target.spare,
             "piece": target.piece,
+            "done": target.done,
+            "export": target.export,
             "input": {"name": "changed"},
             "create": collection_input(name="new"),
             "file": {
@@ -53,7 +57,9 @@ class Target:
     collection: str  # with a running cook
     cook: str  # running, one piece in flight for seconds
     spare: str  # a collection with no cook
-    piece: str  # a completed piece
+    piece: str  # a completed, accepted piece
+    done: str  # its collection, with a completed export
+    export: str  # that export
 
 
 def settled(cook: dict[str, Any]) -> bool:
@@ -78,7 +84,13 @@ async def make_target(api: Api) -> Target:
         lambda c: c["status"] == "COMPLETED" and settled(c),
         extra="pieces { id } events(first: 500) { seq }",
     )
-    return Target(slow["id"], cook["id"], spare["id"], finished["pieces"][0]["id"])
+    piece = finished["pieces"][0]["id"]
+    await api.data(
+        "mutation($p: ID!) { reviewPieces(decisions: [{pieceId: $p, outcome: ACCEPTED}]) { id } }",
+        {"p": piece},
+    )
+    export = await wait_for_export(api, (await start_export(api, done["id"]))["id"])
+    return Target(slow["id"], cook["id"], spare["id"], piece, done["id"], export["id"])
 
 
 OWNED = (UNAUTHENTICATED, NOT_FOUND, OK, OK)
@@ -147,6 +159,38 @@ OPERATIONS = [
         True,
         OWNED,
     ),
+    Operation("piece", "query($piece: ID!) { piece(id: $piece) { id } }", False, OWNED),
+    Operation(
+        "pieces",
+        "query($id: ID!) { pieces(collectionId: $id) { edges { node { id } } } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "setPiecesExcluded",
+        "mutation($piece: ID!) { setPiecesExcluded(pieceIds: [$piece], excluded: true) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "exportCollection",
+        "mutation($done: ID!) { exportCollection(collectionId: $done) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation("export", "query($export: ID!) { export(id: $export) { id } }", False, OWNED),
+    Operation(
+        "exports",
+        "query($done: ID!) { exports(collectionId: $done) { edges { node { id } } } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "collectionAnalytics",
+        "query($done: ID!) { collectionAnalytics(collectionId: $done) { pieces } }",
+        False,
+        OWNED,
+    ),
 ]
 CALLERS = [None, STRANGER, OWNER, ADMIN]
 
@@ -182,7 +226,7 @@ async def test_each_operation_answers_each_kind_of_caller_as_expected(
 
 async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
     db = api.app.state.runtime.client[api.settings.db_name]
-    names = ("collections", "cooks", "pieces", "cook_events")
+    names = ("collections", "cooks", "pieces", "cook_events", "exports", "export_selections")
     return {name: [doc async for doc in db[name].find({}).sort("_id")] for name in names}
 
 
