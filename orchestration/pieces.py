@@ -468,6 +468,8 @@ class PieceStore:
         """One page of pieces; the index that serves it is named as a hint (see ``listing``)."""
         check_first(first)
         plan = listing(principal, query, first + 1, after)
+        if plan.matches_nothing:
+            return Page([], False, None)
         cursor = self._pieces.find(plan.filter).sort(plan.sort).hint(plan.hint).limit(plan.limit)
         items = [_from_doc(d) async for d in cursor]
         page = items[:first]
@@ -559,6 +561,7 @@ class Listing:
     sort: list[tuple[str, int]]
     hint: str
     limit: int
+    matches_nothing: bool = False  # the filters contradict each other: no query is needed
 
 
 def listing(
@@ -590,7 +593,7 @@ def listing(
     direction = DESCENDING if query.order is PieceOrder.NEWEST else ASCENDING
     if after is not None:
         found["index"] = {"$lt" if direction == DESCENDING else "$gt": parse_index_cursor(after)}
-    return Listing(owned(principal, found), [("index", direction)], hint, limit or 0)
+    return Listing(owned(principal, found), [("index", direction)], hint, limit or 0, reviews == [])
 
 
 def index_cursor(index: int) -> str:
