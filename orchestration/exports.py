@@ -269,6 +269,8 @@ class Exporter:
 
     async def _build(self, job: Export, token: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob(f"{job.id}.*.part"):  # left by a worker that died
+            stale.unlink(missing_ok=True)
         part = self.directory / f"{job.id}.{token}.part"
         try:
             provenance = await self._write_archive(job, token, part)
