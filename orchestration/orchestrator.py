@@ -260,6 +260,9 @@ class Orchestrator:
         reviewed: list[Piece] = []
         for piece_id, outcome in final.items():
             before = checked[piece_id]
+            if outcome is Review.ACCEPTED and before.excluded:
+                reviewed.append(before)  # already accepted; it stays excluded
+                continue
             piece = await self.pieces.review(principal, piece_id, outcome)
             if piece is None:
                 raise Conflict(f"piece {piece_id} changed while it was being reviewed")
@@ -270,6 +273,34 @@ class Orchestrator:
                 )
                 self.kick(piece.cook_id)  # a running cook makes a replacement
         return reviewed
+
+    async def set_excluded(
+        self, principal: Principal, piece_ids: Sequence[str], excluded: bool
+    ) -> list[Piece]:
+        """Leave accepted pieces out of exports (or include them again). All are checked
+        before any is written; a piece named twice counts once."""
+        if not 1 <= len(piece_ids) <= MAX_REVIEW_DECISIONS:
+            raise BadUserInput.at(
+                "pieceIds", f"must hold between 1 and {MAX_REVIEW_DECISIONS} piece ids"
+            )
+        unique = list(dict.fromkeys(piece_ids))
+        for piece_id in unique:
+            piece = await self.pieces.get(principal, piece_id)
+            if piece is None:
+                raise NotFound("piece", piece_id)
+            if piece.review is not Review.ACCEPTED:
+                state = piece.review.value if piece.review else piece.status.value
+                raise Conflict(
+                    f"only accepted pieces can be excluded or included; {piece_id} is {state}",
+                    field=f"pieceIds[{list(piece_ids).index(piece_id)}]",
+                )
+        changed: list[Piece] = []
+        for piece_id in unique:
+            piece = await self.pieces.set_excluded(principal, piece_id, excluded)
+            if piece is None:
+                raise Conflict(f"piece {piece_id} changed while it was being updated")
+            changed.append(piece)
+        return changed
 
     # --- scheduling ---------------------------------------------------------------------
 

@@ -14,23 +14,31 @@ refuses whichever writer comes second, in any process:
 An attempt's outcome is applied only if the piece is still running that same attempt
 (``status: running, attempt: N`` in the filter): a duplicate, late or out-of-order completion
 matches nothing and changes nothing.
+
+Review state lives in one field, ``review``: ``pending`` (completed, not yet reviewed),
+``accepted``, ``rejected``, or ``excluded`` (accepted, but left out of exports; the old
+system's "cull"). Every list query names the index that serves it (``listing``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth.principal import Principal
 from orchestration import clock
 from orchestration.engine import ChosenTrait, Draw
+from orchestration.errors import BadUserInput
 from orchestration.ids import AccountId, new_id
+from orchestration.pagination import Page, check_first
 from orchestration.policy import CookPolicy
 from orchestration.scope import owned
 from orchestration.tools import MediaRef
@@ -56,6 +64,28 @@ class Review(StrEnum):
     REJECTED = "rejected"
 
 
+# The stored ``review`` of an accepted piece left out of exports. It is still accepted: it keeps
+# its seat and counts as accepted everywhere; only exports skip it.
+EXCLUDED = "excluded"
+
+
+def stored_reviews(reviews: tuple[Review, ...], excluded: bool | None) -> list[str] | None:
+    """The stored ``review`` values matching a filter on outcome and exclusion; None: any."""
+    if not reviews and excluded is None:
+        return None
+    wanted = set(reviews or tuple(Review))
+    values = {r.value for r in wanted}
+    if Review.ACCEPTED in wanted:
+        values.add(EXCLUDED)
+    if excluded is True:
+        values &= {EXCLUDED}
+    elif excluded is False:
+        values.discard(EXCLUDED)
+        if not reviews:
+            return None  # "not excluded" alone: handled as a residual filter (see listing)
+    return sorted(values)
+
+
 @dataclass(frozen=True)
 class Success:
     text: str
@@ -73,6 +103,14 @@ type Outcome = Success | Failure
 
 
 @dataclass(frozen=True)
+class Attempt:
+    attempt: int
+    outcome: str  # completed, retrying or failed
+    reason: str | None
+    ended_at: datetime
+
+
+@dataclass(frozen=True)
 class Piece:
     id: str
     cook_id: str
@@ -82,7 +120,10 @@ class Piece:
     job_key: str
     status: PieceStatus
     review: Review | None
+    excluded: bool
+    reviewed_at: datetime | None
     attempt: int
+    attempts: tuple[Attempt, ...]
     seed: int
     config_hash: str
     traits: tuple[ChosenTrait, ...]
@@ -91,9 +132,18 @@ class Piece:
     cost_micros: int
     last_error: str | None
     created_at: datetime
+    attempt_started_at: datetime | None
     completed_at: datetime | None
     media: tuple[MediaRef, ...] = ()
     run_id: str | None = None  # the provider's run id of the current or last attempt
+
+    @property
+    def duration_ms(self) -> int | None:
+        """How long the successful attempt took (a completed piece only)."""
+        if self.completed_at is None:
+            return None
+        start = self.attempt_started_at or self.created_at
+        return int((self.completed_at - start).total_seconds() * 1000)
 
 
 @dataclass(frozen=True)
@@ -151,11 +201,18 @@ class PieceStore:
                 unique=True,
                 partialFilterExpression={"combo": string},
             ),
-            IndexModel([("cookId", ASCENDING), ("status", ASCENDING)], name="cook_status"),
-            IndexModel(
-                [("collectionId", ASCENDING), ("status", ASCENDING)], name="collection_status"
-            ),
             IndexModel([("status", ASCENDING), ("leaseExpiresAt", ASCENDING)], name="leases"),
+            # Listings (and counts, through their prefixes): by scope, optionally one filter
+            # field, then the piece index (walked either way).
+            *(
+                IndexModel([(scope, ASCENDING), *extra, ("index", ASCENDING)], name=name)
+                for scope, prefix in (("collectionId", "collection"), ("cookId", "cook"))
+                for extra, name in (
+                    ((), f"{prefix}_by_index"),
+                    ((("status", ASCENDING),), f"{prefix}_status_by_index"),
+                    ((("review", ASCENDING),), f"{prefix}_review_by_index"),
+                )
+            ),
         ]
 
     async def ensure_indexes(self) -> None:
@@ -226,6 +283,7 @@ class PieceStore:
             "seat": seat_key(cook_id, seat),
             "slot": slot_key(cook_id, slot),
             "attempt": 1,
+            "attemptStartedAt": at,
             "leaseExpiresAt": at + timedelta(seconds=self._policy.lease_seconds),
             "seed": drawn.seed,
             "configHash": config_hash,
@@ -255,6 +313,7 @@ class PieceStore:
                 "$set": {
                     "status": PieceStatus.RUNNING.value,
                     "slot": slot_key(cook_id, slot),
+                    "attemptStartedAt": at,
                     "leaseExpiresAt": at + timedelta(seconds=self._policy.lease_seconds),
                     "updatedAt": at,
                 },
@@ -342,16 +401,42 @@ class PieceStore:
 
     async def review(self, principal: Principal, piece_id: str, outcome: Review) -> Piece | None:
         """Accept or reject a completed piece. Rejecting gives its seat back. Idempotent.
-        None when the caller cannot see a completed piece by that id."""
+        None when the caller cannot see a completed piece by that id (or, accepting, one that
+        is rejected or excluded: accepting an excluded piece leaves it as it is)."""
+        at = clock.now()
         query = owned(principal, {"_id": piece_id, "status": PieceStatus.COMPLETED.value})
-        update: Document = {"$set": {"review": outcome.value, "updatedAt": clock.now()}}
+        update: Document = {"$set": {"review": outcome.value, "reviewedAt": at, "updatedAt": at}}
         if outcome is Review.REJECTED:
             update["$unset"] = dict(RELEASE_PLACE)
         else:
             # A rejected piece's seat may already hold its replacement: it stays rejected.
-            query["review"] = {"$ne": Review.REJECTED.value}
+            query["review"] = {"$in": [Review.PENDING.value, Review.ACCEPTED.value]}
         doc = await self._pieces.find_one_and_update(
             query, update, return_document=ReturnDocument.AFTER
+        )
+        return None if doc is None else _from_doc(doc)
+
+    async def set_excluded(
+        self, principal: Principal, piece_id: str, excluded: bool
+    ) -> Piece | None:
+        """Leave an accepted piece out of exports, or include it again. Idempotent. None when
+        the caller cannot see an accepted piece by that id."""
+        before, after = (
+            (Review.ACCEPTED.value, EXCLUDED) if excluded else (EXCLUDED, Review.ACCEPTED.value)
+        )
+        query = owned(
+            principal,
+            {
+                "_id": piece_id,
+                "status": PieceStatus.COMPLETED.value,
+                "review": {"$in": [before, after]},
+            },
+        )
+        at = clock.now()
+        doc = await self._pieces.find_one_and_update(
+            query,
+            {"$set": {"review": after, "reviewedAt": at, "updatedAt": at}},
+            return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else _from_doc(doc)
 
@@ -376,6 +461,8 @@ class PieceStore:
         async for row in await self._pieces.aggregate(pipeline):
             status, review, n = row["_id"]["status"], row["_id"].get("review"), row["n"]
             totals[status] = totals.get(status, 0) + n
+            if review == EXCLUDED:
+                review = Review.ACCEPTED.value
             if review in (Review.ACCEPTED.value, Review.REJECTED.value):
                 totals[review] = totals.get(review, 0) + n
             cost += row["cost"]
@@ -391,16 +478,162 @@ class PieceStore:
         )
 
     async def list_for_cook(self, principal: Principal, cook_id: str, limit: int) -> list[Piece]:
-        cursor = (
-            self._pieces.find(owned(principal, {"cookId": cook_id}))
-            .sort("index", ASCENDING)
-            .limit(limit)
-        )
-        return [_from_doc(d) async for d in cursor]
+        page = await self.find_page(principal, PieceQuery(cook_id=cook_id), limit, None)
+        return page.items
+
+    async def find_page(
+        self, principal: Principal, query: PieceQuery, first: int, after: str | None
+    ) -> Page[Piece]:
+        """One page of pieces; the index that serves it is named as a hint (see ``listing``)."""
+        check_first(first)
+        plan = listing(principal, query, first + 1, after)
+        if plan.matches_nothing:
+            return Page([], False, None)
+        cursor = self._pieces.find(plan.filter).sort(plan.sort).hint(plan.hint).limit(plan.limit)
+        items = [_from_doc(d) async for d in cursor]
+        page = items[:first]
+        end = index_cursor(page[-1].index) if page else None
+        return Page(page, len(items) > first, end)
+
+    async def eligible_for_export(self, principal: Principal, collection_id: str) -> list[str]:
+        """Ids of the collection's accepted, not excluded pieces, by index."""
+        query = PieceQuery(collection_id=collection_id, reviews=(Review.ACCEPTED,), excluded=False)
+        plan = listing(principal, query, None, None)
+        cursor = self._pieces.find(plan.filter, {"_id": 1}).sort(plan.sort).hint(plan.hint)
+        return [d["_id"] async for d in cursor]
+
+    async def load_many(self, piece_ids: list[str]) -> dict[str, Piece]:
+        """Internal read by id (for the export worker, which has no caller to scope by)."""
+        cursor = self._pieces.find({"_id": {"$in": piece_ids}})
+        return {d["_id"]: _from_doc(d) async for d in cursor}
+
+    async def analytics_rows(self, collection_id: str) -> list[Document]:
+        """Counts, cost and duration per (status, review), for collection analytics."""
+        pipeline: list[Document] = [
+            {"$match": {"collectionId": collection_id}},
+            {
+                "$group": {
+                    "_id": {"status": "$status", "review": "$review"},
+                    "n": {"$sum": 1},
+                    "cost": {"$sum": "$costMicros"},
+                    # milliseconds of the successful attempt (0 for pieces not completed)
+                    "durationMs": {
+                        "$sum": {
+                            "$cond": [
+                                {"$eq": ["$status", PieceStatus.COMPLETED.value]},
+                                {
+                                    "$subtract": [
+                                        "$completedAt",
+                                        {"$ifNull": ["$attemptStartedAt", "$createdAt"]},
+                                    ]
+                                },
+                                0,
+                            ]
+                        }
+                    },
+                }
+            },
+        ]
+        return [row async for row in await self._pieces.aggregate(pipeline)]
+
+    async def trait_rows(self, collection_id: str) -> list[Document]:
+        """Per (category, trait name, review): how many pieces drew it."""
+        pipeline: list[Document] = [
+            {"$match": {"collectionId": collection_id}},
+            {"$unwind": "$traits"},
+            {
+                "$group": {
+                    "_id": {
+                        "category": "$traits.category",
+                        "name": "$traits.name",
+                        "review": "$review",
+                    },
+                    "n": {"$sum": 1},
+                }
+            },
+        ]
+        return [row async for row in await self._pieces.aggregate(pipeline)]
+
+
+class PieceOrder(StrEnum):
+    NEWEST = "newest"  # highest index first: indexes are allocated in creation order
+    INDEX = "index"
+
+
+@dataclass(frozen=True)
+class PieceQuery:
+    """Which pieces to list: a collection's or a cook's, optionally filtered."""
+
+    collection_id: str | None = None
+    cook_id: str | None = None
+    statuses: tuple[PieceStatus, ...] = ()
+    reviews: tuple[Review, ...] = ()
+    excluded: bool | None = None
+    order: PieceOrder = PieceOrder.INDEX
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A find, its sort and the index that serves it (passed as a hint, checked by explain)."""
+
+    filter: Document
+    sort: list[tuple[str, int]]
+    hint: str
+    limit: int
+    matches_nothing: bool = False  # the filters contradict each other: no query is needed
+
+
+def listing(
+    principal: Principal, query: PieceQuery, limit: int | None, after: str | None
+) -> Listing:
+    """The find for ``query``: scope and at most one filter field as equality (or ``$in``)
+    prefix of an index, then the piece index, so MongoDB walks the index with no sort stage."""
+    if query.cook_id is not None:
+        scope, prefix = {"cookId": query.cook_id}, "cook"
+    elif query.collection_id is not None:
+        scope, prefix = {"collectionId": query.collection_id}, "collection"
+    else:
+        raise ValueError("a piece listing needs a collection or a cook")
+    found: Document = dict(scope)
+    reviews = stored_reviews(query.reviews, query.excluded)
+    statuses = [s.value for s in query.statuses]
+    if reviews is not None:
+        found["review"] = {"$in": reviews}
+        hint = f"{prefix}_review_by_index"
+        if statuses:
+            found["status"] = {"$in": statuses}
+    elif statuses:
+        found["status"] = {"$in": statuses}
+        hint = f"{prefix}_status_by_index"
+    else:
+        hint = f"{prefix}_by_index"
+    if query.excluded is False and reviews is None:
+        found["review"] = {"$ne": EXCLUDED}
+    direction = DESCENDING if query.order is PieceOrder.NEWEST else ASCENDING
+    if after is not None:
+        found["index"] = {"$lt" if direction == DESCENDING else "$gt": parse_index_cursor(after)}
+    return Listing(owned(principal, found), [("index", direction)], hint, limit or 0, reviews == [])
+
+
+def index_cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"i:{index}".encode()).decode()
+
+
+def parse_index_cursor(cursor: str, path: str = "after") -> int:
+    try:
+        kind, value = base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)
+        if kind != "i":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadUserInput.at(path, "is not a cursor this API returned") from exc
 
 
 def _from_doc(doc: Document) -> Piece:
     review = doc.get("review")
+    excluded = review == EXCLUDED
+    if excluded:
+        review = Review.ACCEPTED.value
     return Piece(
         id=doc["_id"],
         cook_id=doc["cookId"],
@@ -410,7 +643,13 @@ def _from_doc(doc: Document) -> Piece:
         job_key=doc["jobKey"],
         status=PieceStatus(doc["status"]),
         review=Review(review) if review else None,
+        excluded=excluded,
+        reviewed_at=doc.get("reviewedAt"),
         attempt=doc["attempt"],
+        attempts=tuple(
+            Attempt(a["attempt"], a["outcome"], a.get("reason"), a["endedAt"])
+            for a in doc.get("attempts", ())
+        ),
         seed=doc["seed"],
         config_hash=doc["configHash"],
         traits=tuple(ChosenTrait(**t) for t in doc["traits"]),
@@ -419,6 +658,7 @@ def _from_doc(doc: Document) -> Piece:
         cost_micros=doc.get("costMicros", 0),
         last_error=doc.get("lastError"),
         created_at=doc["createdAt"],
+        attempt_started_at=doc.get("attemptStartedAt"),
         completed_at=doc.get("completedAt"),
         media=tuple(MediaRef(**m) for m in doc.get("media", [])),
         run_id=doc.get("runId"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -11,6 +12,7 @@ from orchestration.casts import CastStore
 from orchestration.collections import CollectionStore
 from orchestration.cooks import CookStore
 from orchestration.events import EventLog
+from orchestration.exports import Exporter
 from orchestration.media import MediaStore
 from orchestration.orchestrator import Generators, Orchestrator
 from orchestration.pieces import PieceStore
@@ -34,6 +36,7 @@ class Services:
     spells: SpellStore
     casts: CastStore
     media: MediaStore
+    exports: Exporter
 
     @classmethod
     def from_database(
@@ -43,6 +46,7 @@ class Services:
         *,
         toolbox: Toolbox,
         media: MediaStore,
+        exports_dir: Path,
         progress_poll_seconds: float = 0.25,
     ) -> Services:
         spells = SpellStore(db, toolbox)
@@ -55,8 +59,28 @@ class Services:
         generators = Generators(toolbox, spells, runs, casts, DeliveryLog(db))
         orchestrator = Orchestrator(collections, cooks, pieces, events, policy, generators)
         feed = ProgressFeed(cooks, events, pieces, interval=progress_poll_seconds)
+        exports = Exporter(
+            db,
+            collections,
+            cooks,
+            pieces,
+            exports_dir,
+            policy.lease_seconds,
+            policy.tick_seconds,
+            media,
+        )
         return cls(
-            collections, cooks, pieces, events, orchestrator, feed, toolbox, spells, casts, media
+            collections,
+            cooks,
+            pieces,
+            events,
+            orchestrator,
+            feed,
+            toolbox,
+            spells,
+            casts,
+            media,
+            exports,
         )
 
     async def ensure_indexes(self) -> None:
@@ -69,3 +93,4 @@ class Services:
         await self.casts.ensure_indexes()
         await self.orchestrator.runs.ensure_indexes()
         await self.orchestrator.deliveries.ensure_indexes()
+        await self.exports.ensure_indexes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, cast
@@ -18,7 +19,7 @@ from orchestration.errors import BadUserInput
 from orchestration.events import MAX_EVENTS_PAGE
 from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
 from schema.context import Info
-from schema.spell_types import Cast, Media
+from schema.spell_types import Cast
 from schema.types import PageInfo
 
 CookStatus = strawberry.enum(
@@ -79,10 +80,53 @@ class CookNumbers:
 
 
 async def _piece_casts(root: strawberry.Parent[Piece], info: Info) -> list[Cast]:
-    principal = info.context.require_principal()
-    return [
-        Cast.from_domain(c) for c in await info.context.services.casts.for_piece(principal, root.id)
-    ]
+    found = await info.context.services.casts.for_piece(info.context.require_principal(), root.id)
+    return [Cast.from_domain(c) for c in found]
+
+
+@strawberry.type(description="One attempt of a piece that has ended.")
+class PieceAttempt:
+    attempt: int
+    outcome: str = strawberry.field(description="completed, retrying or failed.")
+    reason: str | None
+    ended_at: datetime
+
+
+@strawberry.type(description="What a piece's generator produced: its text, or a stored image.")
+class PieceOutput:
+    content_type: str
+    text: str | None = strawberry.field(description="The output itself, for text outputs.")
+    url: str | None = strawberry.field(
+        description="Where to fetch an image (with the same Bearer token; owner and admins "
+        "only); null for text."
+    )
+    size: int = strawberry.field(description="In bytes.")
+    sha256: str = strawberry.field(description="Of the bytes (UTF-8 for text).")
+
+    @classmethod
+    def of(cls, piece: piece_domain.Piece) -> list[PieceOutput]:
+        outputs = [
+            cls(
+                content_type=m.content_type,
+                text=None,
+                url=f"/media/{piece.id}/{n}",
+                size=m.size,
+                sha256=m.sha256,
+            )
+            for n, m in enumerate(piece.media)
+        ]
+        if piece.output_text:
+            data = piece.output_text.encode()
+            outputs.append(
+                cls(
+                    content_type="text/plain",
+                    text=piece.output_text,
+                    url=None,
+                    size=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                )
+            )
+        return outputs
 
 
 @strawberry.type(description="A piece of a cook: its draw, its attempts' result and review.")
@@ -93,18 +137,26 @@ class Piece:
     index: int = strawberry.field(description="Unique and increasing within the collection.")
     job_key: str = strawberry.field(description="`cookId:index`.")
     status: PieceStatus  # type: ignore[valid-type]
-    review: ReviewOutcome | None  # type: ignore[valid-type]
-    attempt: int
+    review: ReviewOutcome | None = strawberry.field(  # type: ignore[valid-type]
+        description="PENDING once completed until reviewed; null before completion."
+    )
+    excluded: bool = strawberry.field(
+        description="An accepted piece left out of exports (see `setPiecesExcluded`)."
+    )
+    reviewed_at: datetime | None
+    attempt: int = strawberry.field(description="The number of the current or last attempt.")
+    attempts: list[PieceAttempt] = strawberry.field(description="Ended attempts, in order.")
     seed: str = strawberry.field(description="The piece's own seed (a 63-bit integer).")
     config_hash: str = strawberry.field(description="SHA-256 of the configuration it drew from.")
     traits: list[ChosenTrait]
     params: JSON = strawberry.field(description="The filled template sent to the generator.")
-    output: str | None
+    output: str | None = strawberry.field(description="The text output (see also `outputs`).")
+    outputs: list[PieceOutput]
     cost_usd: Decimal
     last_error: str | None
     created_at: datetime
     completed_at: datetime | None
-    media: list[Media] = strawberry.field(description="Images the generator produced.")
+    duration_ms: int | None = strawberry.field(description="How long the successful attempt took.")
     run_id: str | None = strawberry.field(
         description="The provider's run id of the latest attempt, for webhook and polled tools."
     )
@@ -122,18 +174,49 @@ class Piece:
             job_key=p.job_key,
             status=p.status,
             review=p.review,
+            excluded=p.excluded,
+            reviewed_at=p.reviewed_at,
             attempt=p.attempt,
+            attempts=[
+                PieceAttempt(
+                    attempt=a.attempt, outcome=a.outcome, reason=a.reason, ended_at=a.ended_at
+                )
+                for a in p.attempts
+            ],
             seed=str(p.seed),
             config_hash=p.config_hash,
             traits=[ChosenTrait.from_domain(t) for t in p.traits],
             params=cast(JSON, p.params),
             output=p.output_text,
+            outputs=PieceOutput.of(p),
             cost_usd=usd(p.cost_micros),
             last_error=p.last_error,
             created_at=p.created_at,
             completed_at=p.completed_at,
-            media=[Media.of(p.id, n, m) for n, m in enumerate(p.media)],
             run_id=p.run_id,
+            duration_ms=p.duration_ms,
+        )
+
+
+@strawberry.type
+class PieceEdge:
+    cursor: str
+    node: Piece
+
+
+@strawberry.type(description="A page of pieces.")
+class PieceConnection:
+    edges: list[PieceEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, page: Page[piece_domain.Piece]) -> PieceConnection:
+        return cls(
+            edges=[
+                PieceEdge(cursor=piece_domain.index_cursor(p.index), node=Piece.from_domain(p))
+                for p in page.items
+            ],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 
 

@@ -11,10 +11,13 @@ from strawberry.types import ExecutionContext
 from auth.permissions import IsAuthenticated
 from resolvers import collections as col
 from resolvers import cooks as ck
+from resolvers import exports as ex
+from resolvers import pieces as pc
 from resolvers import spells as sp
 from resolvers import viewer as me
-from schema.cook_types import Cook, CookConnection, Piece, Preview
+from schema.cook_types import Cook, CookConnection, Piece, PieceConnection, Preview
 from schema.errors import CodedErrors, log_unexpected
+from schema.export_types import CollectionAnalytics, Export, ExportConnection
 from schema.spell_types import Spell, SpellConnection
 from schema.types import (
     Collection,
@@ -50,6 +53,11 @@ class Query:
     cooks: CookConnection = _query(ck.cooks)
     spell: Spell = _query(sp.spell)
     spells: SpellConnection = _query(sp.spells)
+    piece: Piece = _query(pc.piece)
+    pieces: PieceConnection = _query(pc.pieces)
+    export: Export = _query(ex.export)
+    exports: ExportConnection = _query(ex.exports)
+    collection_analytics: CollectionAnalytics = _query(ex.collection_analytics)
 
 
 @strawberry.type(description="Everything a signed-in caller can change.")
@@ -64,6 +72,8 @@ class Mutation:
     resume_cook: Cook = _mutation(ck.resume_cook)
     cancel_cook: Cook = _mutation(ck.cancel_cook)
     review_pieces: list[Piece] = _mutation(ck.review_pieces)
+    set_pieces_excluded: list[Piece] = _mutation(pc.set_pieces_excluded)
+    export_collection: Export = _mutation(ex.export_collection)
     create_spell: Spell = _mutation(sp.create_spell)
     update_spell: Spell = _mutation(sp.update_spell)
 

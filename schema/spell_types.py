@@ -11,7 +11,6 @@ from strawberry.scalars import JSON
 
 from orchestration import casts as cast_domain
 from orchestration import spells as domain
-from orchestration import tools as tool_domain
 from orchestration.pagination import Page, encode_cursor
 from orchestration.spells import MAX_SPELL_DESCRIPTION, MAX_SPELL_NAME, MAX_STEPS
 from orchestration.template import MAX_TEMPLATE_BYTES
@@ -30,20 +29,6 @@ STEP_PARAMS_RULE = (
 
 def usd(micros: int) -> Decimal:
     return Decimal(micros).scaleb(-6)
-
-
-@strawberry.type(description="A stored image, served to its owner and admins only.")
-class Media:
-    url: str = strawberry.field(description="Fetch with the same `Authorization` header.")
-    content_type: str
-    size: int = strawberry.field(description="In bytes.")
-    sha256: str
-
-    @classmethod
-    def of(cls, piece_id: str, n: int, m: tool_domain.MediaRef) -> Media:
-        return cls(
-            url=f"/media/{piece_id}/{n}", content_type=m.content_type, size=m.size, sha256=m.sha256
-        )
 
 
 @strawberry.type(description="One step of a spell.")

@@ -8,42 +8,26 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pymongo import AsyncMongoClient
 
-from auth.tokens import TokenVerifier
 from orchestration.media import FileMediaStore
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from service import provider_routes
 from service.database import connect
+from service.downloads import downloads
 from service.graphql_router import CookGraphQLRouter
 from service.identity import build_verifier
+from service.runtime import Runtime
+from service.runtime import runtime_of as _runtime
 from service.settings import Settings
 
 log = logging.getLogger("cook.app")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-
-
-@dataclass
-class Runtime:
-    """What the lifespan builds and the routes use; lives on ``app.state.runtime``."""
-
-    settings: Settings
-    client: AsyncMongoClient[dict[str, Any]]
-    services: Services
-    verifier: TokenVerifier
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.policy(),
                 toolbox=build_toolbox(settings.provider_configs(), context),
                 media=media,
+                exports_dir=settings.exports_dir,
                 progress_poll_seconds=settings.progress_poll_seconds,
             )
             await services.ensure_indexes()
@@ -68,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks = [asyncio.create_task(services.feed.run())]
             if settings.scheduler:
                 tasks.append(asyncio.create_task(services.orchestrator.run()))
+                tasks.append(asyncio.create_task(services.exports.run()))
             try:
                 yield
             finally:
@@ -76,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await services.orchestrator.stop()
+                await services.exports.stop()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -95,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(graphql, prefix="/graphql")
     app.include_router(provider_routes.router)
+    app.include_router(downloads)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -145,3 +145,8 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Export archives; API processes sharing a database must share this directory."""
+        return self.data_dir / "exports"

@@ -193,7 +193,7 @@ async def wait_for_cook(
 
 PIECE_FIELDS = """
   id status attempt output costUsd lastError runId
-  media { url contentType size sha256 }
+  outputs { contentType text url size sha256 }
 """
 
 
@@ -203,4 +203,43 @@ async def pieces_of(api: Api, cook_id: str) -> list[dict[str, Any]]:
         {"id": cook_id},
     )
     pieces: list[dict[str, Any]] = data["cook"]["pieces"]
+    for piece in pieces:  # the images among the outputs
+        piece["media"] = [o for o in piece["outputs"] if o["url"] is not None]
     return pieces
+
+
+EXPORT_FIELDS = """
+  id collectionId status total done attempt error sizeBytes provenanceHash downloadUrl
+  options { nameTemplate description shuffle shuffleSeed includePrompt imageBaseUri }
+"""
+
+
+async def start_export(
+    api: Api, collection_id: str, options: dict[str, Any] | None = None, as_: str = OWNER
+) -> dict[str, Any]:
+    data = await api.data(
+        "mutation($c: ID!, $o: ExportOptionsInput) "
+        f"{{ exportCollection(collectionId: $c, options: $o) {{ {EXPORT_FIELDS} }} }}",
+        {"c": collection_id, "o": options},
+        as_=as_,
+    )
+    started: dict[str, Any] = data["exportCollection"]
+    return started
+
+
+async def wait_for_export(api: Api, export_id: str, within: float = 30.0) -> dict[str, Any]:
+    """Poll until the export is COMPLETED or FAILED; fail the test on timeout."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    while True:
+        data = await api.data(
+            f"query($id: ID!) {{ export(id: $id) {{ {EXPORT_FIELDS} }} }}", {"id": export_id}
+        )
+        job: dict[str, Any] = data["export"]
+        if job["status"] in ("COMPLETED", "FAILED"):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"export did not finish in {within}s: {job}")
+        await asyncio.sleep(0.02)

@@ -17,7 +17,9 @@ from tests.api import (
     Api,
     collection_input,
     start_cook,
+    start_export,
     wait_for_cook,
+    wait_for_export,
     with_test_tool,
 )
 
@@ -40,6 +42,8 @@ class Operation:
             "piece": target.piece,
             "spell": target.spell,
             "spellInput": {"name": "s", "steps": [{"toolId": "prompt", "params": {"p": "x"}}]},
+            "done": target.done,
+            "export": target.export,
             "input": {"name": "changed"},
             "create": collection_input(name="new"),
             "file": {
@@ -58,7 +62,9 @@ class Target:
     collection: str  # with a running cook
     cook: str  # running, one piece in flight for seconds
     spare: str  # a collection with no cook
-    piece: str  # a completed piece
+    piece: str  # a completed, accepted piece
+    done: str  # its collection, with a completed export
+    export: str  # that export
     spell: str
 
 
@@ -89,7 +95,20 @@ async def make_target(api: Api) -> Target:
         {"i": {"name": "mine", "steps": [{"toolId": "prompt", "params": {"p": "[[Animal]]"}}]}},
     )
     piece = finished["pieces"][0]["id"]
-    return Target(slow["id"], cook["id"], spare["id"], piece, spell["createSpell"]["id"])
+    await api.data(
+        "mutation($p: ID!) { reviewPieces(decisions: [{pieceId: $p, outcome: ACCEPTED}]) { id } }",
+        {"p": piece},
+    )
+    export = await wait_for_export(api, (await start_export(api, done["id"]))["id"])
+    return Target(
+        slow["id"],
+        cook["id"],
+        spare["id"],
+        piece,
+        done["id"],
+        export["id"],
+        spell["createSpell"]["id"],
+    )
 
 
 OWNED = (UNAUTHENTICATED, NOT_FOUND, OK, OK)
@@ -156,6 +175,38 @@ OPERATIONS = [
         "mutation($piece: ID!) "
         "{ reviewPieces(decisions: [{pieceId: $piece, outcome: REJECTED}]) { id } }",
         True,
+        OWNED,
+    ),
+    Operation("piece", "query($piece: ID!) { piece(id: $piece) { id } }", False, OWNED),
+    Operation(
+        "pieces",
+        "query($id: ID!) { pieces(collectionId: $id) { edges { node { id } } } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "setPiecesExcluded",
+        "mutation($piece: ID!) { setPiecesExcluded(pieceIds: [$piece], excluded: true) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "exportCollection",
+        "mutation($done: ID!) { exportCollection(collectionId: $done) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation("export", "query($export: ID!) { export(id: $export) { id } }", False, OWNED),
+    Operation(
+        "exports",
+        "query($done: ID!) { exports(collectionId: $done) { edges { node { id } } } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "collectionAnalytics",
+        "query($done: ID!) { collectionAnalytics(collectionId: $done) { pieces } }",
+        False,
         OWNED,
     ),
 ]
@@ -236,7 +287,15 @@ async def run(api: Api, op: Operation, target: Target, caller: str | None) -> di
 
 async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
     db = api.app.state.runtime.client[api.settings.db_name]
-    names = ("collections", "cooks", "pieces", "cook_events", "spells")
+    names = (
+        "collections",
+        "cooks",
+        "pieces",
+        "cook_events",
+        "exports",
+        "export_selections",
+        "spells",
+    )
     return {name: [doc async for doc in db[name].find({}).sort("_id")] for name in names}
 
 

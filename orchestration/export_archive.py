@@ -1,0 +1,202 @@
+"""The export ZIP: ``images/NNNN.ext``, ``metadata/NNNN.json`` (ERC-721 / OpenSea shape), a
+combined ``metadata.json`` and a ``manifest.json`` with each piece's content hash and the
+provenance hash.
+
+The archive is a function of the export job and its pieces: entries carry a fixed timestamp and
+the manifest the job's creation time, so an export resumed after a crash rebuilds the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestration.assets import Asset
+from orchestration.errors import Problem
+from orchestration.pieces import Piece
+from orchestration.policy import SEED_BOUND
+from orchestration.tools import render_text
+
+type Document = dict[str, Any]
+
+DEFAULT_NAME_TEMPLATE = "{collection} #{number}"
+MAX_NAME_TEMPLATE = 200
+MAX_DESCRIPTION = 2000
+MAX_BASE_URI = 500
+PROMPT_KEYS = ("prompt", "input_prompt", "positive_prompt", "text")
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # ZIP entry times: the archive depends on its content only
+PROVENANCE_RULE = (
+    "SHA-256 of the concatenated lowercase hex SHA-256 of every image, in number order"
+)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    name_template: str = DEFAULT_NAME_TEMPLATE
+    description: str | None = None  # None: the collection's description
+    shuffle: bool = False
+    shuffle_seed: int | None = None  # with shuffle: drawn and recorded when omitted
+    include_prompt: bool = False
+    image_base_uri: str = ""  # prefix of each piece's `image`; empty: the archive path
+
+    def problems(self, path: str = "options") -> list[Problem]:
+        found: list[Problem] = []
+        if not 1 <= len(self.name_template) <= MAX_NAME_TEMPLATE:
+            found.append(
+                Problem(f"{path}.nameTemplate", f"must hold 1 to {MAX_NAME_TEMPLATE} characters")
+            )
+        elif "{number}" not in self.name_template:
+            found.append(Problem(f"{path}.nameTemplate", "must contain {number}"))
+        if self.description is not None and len(self.description) > MAX_DESCRIPTION:
+            found.append(
+                Problem(f"{path}.description", f"is longer than {MAX_DESCRIPTION} characters")
+            )
+        if self.shuffle_seed is not None and not 0 <= self.shuffle_seed <= SEED_BOUND:
+            found.append(Problem(f"{path}.shuffleSeed", f"must be between 0 and {SEED_BOUND}"))
+        if self.shuffle_seed is not None and not self.shuffle:
+            found.append(Problem(f"{path}.shuffleSeed", "needs shuffle: true"))
+        if len(self.image_base_uri) > MAX_BASE_URI:
+            found.append(
+                Problem(f"{path}.imageBaseUri", f"is longer than {MAX_BASE_URI} characters")
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """The collection as it was when the export was requested."""
+
+    id: str
+    name: str
+    description: str
+    total_supply: int
+    config_hash: str
+
+
+def numbered(piece_ids: list[str], shuffle_seed: int | None) -> list[str]:
+    """Piece ids in number order (number = position + 1): by piece index, or shuffled by a
+    Fisher-Yates shuffle seeded with ``shuffle_seed``."""
+    order = list(piece_ids)
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(order)  # noqa: S311 - reproducible order
+    return order
+
+
+def number_width(count: int) -> int:
+    return max(4, len(str(count)))
+
+
+def prompt_of(params: Any) -> str:
+    if isinstance(params, dict):
+        for key in PROMPT_KEYS:
+            if isinstance(params.get(key), str):
+                return str(params[key])
+    return render_text(params)
+
+
+def piece_name(template: str, collection: str, number: int) -> str:
+    """Literal replacement of ``{number}`` and ``{collection}``; nothing else is interpreted."""
+    return template.replace("{collection}", collection).replace("{number}", str(number))
+
+
+def provenance_hash(content_hashes: list[str]) -> str:
+    return hashlib.sha256("".join(content_hashes).encode()).hexdigest()
+
+
+@dataclass
+class ArchiveWriter:
+    """Writes one export archive; ``add`` each piece in number order, then ``finish``."""
+
+    path: Path
+    export_id: str
+    created_at: datetime
+    collection: CollectionInfo
+    options: ExportOptions
+    count: int
+    _zip: zipfile.ZipFile = field(init=False)
+    _items: list[Document] = field(default_factory=list, init=False)
+    _metadata: list[Document] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED)
+
+    def _write(self, name: str, data: bytes) -> None:
+        info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        self._zip.writestr(info, data)
+
+    def add(self, piece: Piece, asset: Asset) -> None:
+        number = len(self._items) + 1
+        stem = str(number).zfill(number_width(self.count))
+        image = f"images/{stem}.{asset.extension}"
+        attributes: list[Document] = [
+            {"trait_type": t.category, "value": t.name} for t in piece.traits
+        ]
+        if self.options.include_prompt:
+            attributes.append({"trait_type": "prompt", "value": prompt_of(piece.params)})
+        metadata: Document = {
+            "name": piece_name(self.options.name_template, self.collection.name, number),
+            "description": self.collection.description
+            if self.options.description is None
+            else self.options.description,
+            "image": f"{self.options.image_base_uri}{stem}.{asset.extension}"
+            if self.options.image_base_uri
+            else image,
+            "attributes": attributes,
+        }
+        self._write(image, asset.data)
+        self._write(f"metadata/{stem}.json", _json(metadata))
+        self._metadata.append(metadata)
+        self._items.append(
+            {
+                "number": number,
+                "pieceId": piece.id,
+                "index": piece.index,
+                "cookId": piece.cook_id,
+                "image": image,
+                "metadata": f"metadata/{stem}.json",
+                "contentHash": asset.sha256,
+                "seed": str(piece.seed),
+                "configHash": piece.config_hash,
+            }
+        )
+
+    def finish(self, cook_seeds: dict[str, int], shuffle_seed: int | None) -> str:
+        """Write the combined files and close; returns the provenance hash."""
+        provenance = provenance_hash([item["contentHash"] for item in self._items])
+        manifest: Document = {
+            "exportId": self.export_id,
+            "generatedAt": self.created_at.isoformat(),
+            "collection": {
+                "id": self.collection.id,
+                "name": self.collection.name,
+                "description": self.collection.description,
+                "totalSupply": self.collection.total_supply,
+            },
+            "count": len(self._items),
+            "configHash": self.collection.config_hash,
+            "pieceConfigHashes": sorted({i["configHash"] for i in self._items}),
+            "numbering": {"shuffled": shuffle_seed is not None, "shuffleSeed": shuffle_seed},
+            "cookSeeds": {k: str(v) for k, v in sorted(cook_seeds.items())},
+            "provenance": {"algorithm": PROVENANCE_RULE, "hash": provenance},
+            "items": self._items,
+        }
+        self._write("metadata.json", _json(self._metadata))
+        self._write("manifest.json", _json(manifest))
+        self._zip.close()
+        return provenance
+
+    def abandon(self) -> None:
+        self._zip.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=2, ensure_ascii=False).encode()

@@ -1,0 +1,113 @@
+"""Piece queries and curation: list, read, exclude from exports."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from orchestration import cooks as cook_domain
+from orchestration import pieces as piece_domain
+from orchestration.errors import NotFound
+from orchestration.ids import parse_entity_id
+from orchestration.orchestrator import MAX_REVIEW_DECISIONS
+from orchestration.pagination import MAX_PAGE
+from resolvers.cooks import COLLECTION_ID, _collection_id
+from schema.context import Info
+from schema.cook_types import Piece, PieceConnection, PieceStatus, ReviewOutcome
+
+PieceOrder = strawberry.enum(
+    piece_domain.PieceOrder,
+    name="PieceOrder",
+    description="NEWEST: highest index first (indexes are given in creation order); "
+    "INDEX: lowest first.",
+)
+
+
+def _piece_id(value: strawberry.ID, path: str = "id") -> str:
+    return parse_entity_id(str(value), piece_domain.ID_PREFIX, path)
+
+
+@strawberry.input(description="Which pieces to list; omitted fields do not filter.")
+class PieceFilterInput:
+    status: list[PieceStatus] | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Any of these statuses."
+    )
+    review: list[ReviewOutcome] | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Any of these review outcomes (ACCEPTED includes excluded)."
+    )
+    excluded: bool | None = strawberry.field(
+        default=None, description="true: only excluded pieces; false: none of them."
+    )
+
+
+async def piece(
+    info: Info,
+    id: Annotated[strawberry.ID, strawberry.argument(description="A piece id (`pc_` and 32 hex).")],
+) -> Piece:
+    """One piece. Another user's piece is reported as NOT_FOUND, like a missing one."""
+    ctx = info.context
+    pid = _piece_id(id)
+    found = await ctx.services.pieces.get(ctx.require_principal(), pid)
+    if found is None:
+        raise NotFound("piece", pid)
+    return Piece.from_domain(found)
+
+
+async def pieces(
+    info: Info,
+    collection_id: Annotated[strawberry.ID, strawberry.argument(description=COLLECTION_ID)],
+    cook_id: Annotated[
+        strawberry.ID | None,
+        strawberry.argument(description="Only this cook's pieces (`ck_` and 32 hex)."),
+    ] = None,
+    filter: PieceFilterInput | None = None,
+    order: PieceOrder = piece_domain.PieceOrder.NEWEST,  # type: ignore[valid-type]
+    first: Annotated[int, strawberry.argument(description=f"Page size, 1 to {MAX_PAGE}.")] = 20,
+    after: Annotated[
+        str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+    ] = None,
+) -> PieceConnection:
+    """A collection's (or one of its cooks') pieces. Every combination of filters is served
+    by an index."""
+    ctx = info.context
+    principal = ctx.require_principal()
+    collection = await ctx.services.collections.get(principal, _collection_id(collection_id))
+    cook = None
+    if cook_id is not None:
+        cook = parse_entity_id(str(cook_id), cook_domain.ID_PREFIX, "cookId")
+        found = await ctx.services.cooks.get(principal, cook)
+        if found.collection_id != collection.id:
+            raise NotFound("cook", cook)
+    f = filter or PieceFilterInput()
+    query = piece_domain.PieceQuery(
+        collection_id=collection.id,
+        cook_id=cook,
+        statuses=tuple(piece_domain.PieceStatus(s) for s in f.status or ()),
+        reviews=tuple(piece_domain.Review(r) for r in f.review or ()),
+        excluded=f.excluded,
+        order=piece_domain.PieceOrder(order),
+    )
+    page = await ctx.services.pieces.find_page(principal, query, first, after)
+    return PieceConnection.from_page(page)
+
+
+async def set_pieces_excluded(
+    info: Info,
+    piece_ids: Annotated[
+        list[strawberry.ID],
+        strawberry.argument(
+            description=f"1 to {MAX_REVIEW_DECISIONS} accepted pieces; all are checked before "
+            "any is changed."
+        ),
+    ],
+    excluded: Annotated[
+        bool, strawberry.argument(description="true: leave out of exports; false: include.")
+    ],
+) -> list[Piece]:
+    """Leave accepted pieces out of exports, or include them again (the old "cull"). They stay
+    accepted and keep their place in the supply. Idempotent."""
+    ctx = info.context
+    ids = [_piece_id(p, f"pieceIds[{i}]") for i, p in enumerate(piece_ids)]
+    changed = await ctx.services.orchestrator.set_excluded(ctx.require_principal(), ids, excluded)
+    return [Piece.from_domain(p) for p in changed]

@@ -1,0 +1,51 @@
+"""Export archives over plain HTTP: ``GET /exports/{id}/archive`` with a Bearer token.
+
+Owner and admins only; anyone else gets 404, exactly as for a missing export.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from orchestration.errors import NotFound, Unauthenticated
+from orchestration.exports import ID_PREFIX, ExportStatus
+from service.runtime import authenticate, runtime_of
+
+downloads = APIRouter()
+
+_EXPORT_ID = re.compile(rf"^{ID_PREFIX}_[0-9a-f]{{32}}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+@downloads.get("/exports/{export_id}/archive")
+async def download_archive(export_id: str, request: Request) -> Response:
+    """The ZIP of a completed export."""
+    try:
+        principal = await authenticate(request)
+    except Unauthenticated as exc:
+        return _error(401, "UNAUTHENTICATED", exc.message)
+    if principal is None:
+        return _error(401, "UNAUTHENTICATED", "sign in: send Authorization: Bearer <token>")
+    missing = _error(404, "NOT_FOUND", f"export {export_id!r} was not found")
+    if not _EXPORT_ID.fullmatch(export_id):
+        return missing
+    exporter = runtime_of(request).services.exports
+    try:
+        job = await exporter.get(principal, export_id)
+    except NotFound:
+        return missing
+    if job.status is not ExportStatus.COMPLETED:
+        return _error(409, "CONFLICT", f"the export is {job.status.value}, not completed")
+    path = exporter.archive_path(job.id)
+    if not path.is_file():
+        return _error(404, "NOT_FOUND", "the archive is not on this server's data directory")
+    stem = _UNSAFE.sub("-", job.collection.name).strip("-") or "collection"
+    return FileResponse(path, media_type="application/zip", filename=f"{stem}-{job.id}.zip")
