@@ -22,7 +22,7 @@ COLLECTION_ID = "A collection id (`col_` and 32 hex digits)."
 COOK_ID = "A cook id (`ck_` and 32 hex digits)."
 
 
-def _cook_id(value: strawberry.ID, path: str = "id") -> str:
+def parse_cook_id(value: strawberry.ID, path: str = "id") -> str:
     return parse_entity_id(str(value), cook_domain.ID_PREFIX, path)
 
 
@@ -43,7 +43,9 @@ async def cook(
 ) -> Cook:
     """One cook. Another user's cook is reported as NOT_FOUND, like a missing one."""
     ctx = info.context
-    return Cook.from_domain(await ctx.services.cooks.get(ctx.require_principal(), _cook_id(id)))
+    return Cook.from_domain(
+        await ctx.services.cooks.get(ctx.require_principal(), parse_cook_id(id))
+    )
 
 
 async def cooks(
@@ -127,7 +129,7 @@ async def pause_cook(
     """Pause a running cook: in-flight pieces finish, nothing new starts. Idempotent."""
     ctx = info.context
     return Cook.from_domain(
-        await ctx.services.orchestrator.pause(ctx.require_principal(), _cook_id(id))
+        await ctx.services.orchestrator.pause(ctx.require_principal(), parse_cook_id(id))
     )
 
 
@@ -137,7 +139,7 @@ async def resume_cook(
     """Resume a paused cook; the same cook continues. Idempotent."""
     ctx = info.context
     return Cook.from_domain(
-        await ctx.services.orchestrator.resume(ctx.require_principal(), _cook_id(id))
+        await ctx.services.orchestrator.resume(ctx.require_principal(), parse_cook_id(id))
     )
 
 
@@ -148,7 +150,7 @@ async def cancel_cook(
     in-flight pieces settle. Idempotent."""
     ctx = info.context
     return Cook.from_domain(
-        await ctx.services.orchestrator.cancel(ctx.require_principal(), _cook_id(id))
+        await ctx.services.orchestrator.cancel(ctx.require_principal(), parse_cook_id(id))
     )
 
 

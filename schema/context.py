@@ -19,6 +19,7 @@ class Context(BaseContext):
     request_id: str
     principal: Principal | None = None
     auth_error: Unauthenticated | None = None
+    client_address: str | None = None  # whom an anonymous caller's rate limits count against
     _loaders: Loaders | None = None
 
     def __post_init__(self) -> None:

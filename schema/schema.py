@@ -1,4 +1,4 @@
-"""The schema: root types wired to resolvers, with the error extension."""
+"""The schema: root types wired to resolvers, with the error extension and the guards."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from auth.permissions import IsAuthenticated
+from auth.permissions import IsAdmin, IsAuthenticated
+from resolvers import admin
 from resolvers import collections as col
 from resolvers import cooks as ck
 from resolvers import viewer as me
-from schema.cook_types import Cook, CookConnection, Piece, Preview
+from schema.cook_types import Cook, CookConnection, CookEvent, Piece, Preview
 from schema.errors import CodedErrors, log_unexpected
+from schema.guards import guard_extensions
+from schema.query_cost import QueryLimits
+from schema.rate_limits import OperationLimiter
 from schema.types import (
     Collection,
     CollectionConnection,
@@ -37,6 +42,18 @@ def _mutation(resolver: Any) -> Any:
     )
 
 
+def _admin_query(resolver: Any) -> Any:
+    return strawberry.field(
+        resolver=resolver, permission_classes=[IsAdmin], description=resolver.__doc__
+    )
+
+
+def _admin_mutation(resolver: Any) -> Any:
+    return strawberry.mutation(
+        resolver=resolver, permission_classes=[IsAdmin], description=resolver.__doc__
+    )
+
+
 @strawberry.type(description="Everything a signed-in caller can read.")
 class Query:
     viewer: Viewer = _query(me.viewer)
@@ -46,6 +63,9 @@ class Query:
     preview_pieces: Preview = _query(ck.preview_pieces)
     cook: Cook = _query(ck.cook)
     cooks: CookConnection = _query(ck.cooks)
+    admin_cooks: CookConnection = _admin_query(admin.admin_cooks)
+    admin_expired_leases: list[Piece] = _admin_query(admin.admin_expired_leases)
+    admin_cook_events: list[CookEvent] = _admin_query(admin.admin_cook_events)
 
 
 @strawberry.type(description="Everything a signed-in caller can change.")
@@ -60,6 +80,7 @@ class Mutation:
     resume_cook: Cook = _mutation(ck.resume_cook)
     cancel_cook: Cook = _mutation(ck.cancel_cook)
     review_pieces: list[Piece] = _mutation(ck.review_pieces)
+    admin_cancel_cook: Cook = _admin_mutation(admin.admin_cancel_cook)
 
 
 class CookSchema(strawberry.Schema):
@@ -70,9 +91,21 @@ class CookSchema(strawberry.Schema):
         log_unexpected(errors, getattr(context, "request_id", None))
 
 
-schema = CookSchema(
-    query=Query,
-    mutation=Mutation,
-    types=[ManualCategory, GeneratedCategory],
-    extensions=[CodedErrors],
-)
+def build_schema(
+    limits: QueryLimits | None = None,
+    limiter: OperationLimiter | None = None,
+    *,
+    field_suggestions: bool = True,
+) -> CookSchema:
+    """The schema with its guards. Batching stays off (no ``batching_config``)."""
+    return CookSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[ManualCategory, GeneratedCategory],
+        extensions=[CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
+        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+    )
+
+
+schema = build_schema()
+"""The default schema: what ``cook export-schema`` prints; the app builds its own from settings."""

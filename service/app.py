@@ -14,14 +14,17 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
+from slowapi.errors import RateLimitExceeded
+from slowapi.middleware import SlowAPIASGIMiddleware
 from strawberry.fastapi import GraphQLRouter
 
-from auth.tokens import TokenVerifier
-from orchestration.errors import Unauthenticated
+from auth.tokens import TokenVerifier, identify
 from orchestration.services import Services
 from schema.context import Context
-from schema.schema import schema
+from schema.rate_limits import OperationLimiter
+from schema.schema import build_schema
 from service.database import connect
+from service.http_limits import build_limiter, client_address, rate_limit_exceeded
 from service.identity import build_verifier
 from service.settings import Settings
 
@@ -46,24 +49,25 @@ def _runtime(request: Request) -> Runtime:
 
 
 async def get_context(request: Request) -> Context:
-    runtime = _runtime(request)
-    context = Context(services=runtime.services, request_id=request.state.request_id)
-    header = request.headers.get("authorization")
-    if header is None:
-        return context
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        context.auth_error = Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        return context
-    try:
-        context.principal = await runtime.verifier.verify(token.strip())
-    except Unauthenticated as exc:
-        context.auth_error = exc
-    return context
+    """The caller was identified by the middleware (rate limits need it before routing)."""
+    return Context(
+        services=_runtime(request).services,
+        request_id=request.state.request_id,
+        principal=request.state.principal,
+        auth_error=request.state.auth_error,
+        client_address=client_address(request),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    operation_limiter = OperationLimiter(
+        settings.operation_limits(), settings.rate_limit_storage_uri
+    )
+    schema = build_schema(
+        settings.query_limits(), operation_limiter, field_suggestions=settings.is_development
+    )
+    limiter = build_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,8 +87,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     with contextlib.suppress(asyncio.CancelledError):
                         await scheduler
                 await services.orchestrator.stop()
+                await operation_limiter.close()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    # Middleware added last runs first: request id, then the caller, then the HTTP rate limit.
+    app.state.limiter = limiter
+    app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
+    app.add_middleware(SlowAPIASGIMiddleware)
+
+    @app.middleware("http")
+    async def identify_caller(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.principal, request.state.auth_error = await identify(
+            _runtime(request).verifier, request.headers.get("authorization")
+        )
+        return await call_next(request)
 
     @app.middleware("http")
     async def request_id(
@@ -118,4 +137,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    for probe in (healthz, readyz):  # probes are never rate limited
+        limiter.exempt(probe)  # type: ignore[no-untyped-call]
     return app

@@ -4,6 +4,7 @@ server and database, and drives the app over HTTP through its lifespan."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -13,10 +14,19 @@ import httpx
 import pytest
 from pymongo.errors import InvalidOperation
 
+from schema.rate_limits import OPERATION_LIMITS
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api
+
+# The suite polls and races far faster than any client should; tests of the limits themselves
+# set small ones explicitly. Child processes (``cook serve``) inherit these too.
+GENEROUS = "1000000/minute"
+os.environ.setdefault("COOK_HTTP_RATE_LIMIT", GENEROUS)
+os.environ.setdefault(
+    "COOK_OPERATION_RATE_LIMITS", json.dumps(dict.fromkeys(OPERATION_LIMITS, GENEROUS))
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
