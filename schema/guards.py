@@ -129,7 +129,12 @@ def _introspection_refused(refusal: CookError) -> type[ValidationRule]:
     class IntrospectionForAdmins(NoSchemaIntrospectionCustomRule):
         """graphql-core's rule, refusing with our typed error instead of a bare message."""
 
+        reported = False
+
         def report_error(self, error: GraphQLError) -> None:
-            super().report_error(GraphQLError(refusal.message, error.nodes, original_error=refusal))
+            if not self.reported:  # one refusal per document, not one per introspected field
+                self.reported = True
+                refused = GraphQLError(refusal.message, error.nodes, original_error=refusal)
+                super().report_error(refused)
 
     return IntrospectionForAdmins

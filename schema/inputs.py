@@ -140,7 +140,11 @@ class CreateCollectionInput:
     trait_tree: list[TraitCategoryInput] = strawberry.field(
         default_factory=list, description=TREE_RULE
     )
-    template: JSON = strawberry.field(default_factory=dict, description=TEMPLATE_RULE)
+    # Optional rather than defaulting to {}: GraphQL cannot introspect an object default of a
+    # custom scalar (graphql-core's ast_from_value refuses it), which broke GraphiQL's schema.
+    template: JSON | None = strawberry.field(
+        default=None, description=TEMPLATE_RULE + " Empty when omitted."
+    )
     rules: DrawRulesInput | None = strawberry.field(
         default=None, description="Exclusions and unique combinations; none by default."
     )
@@ -152,7 +156,7 @@ class CreateCollectionInput:
             total_supply=self.total_supply,
             generator=self.generator.to_domain(),
             trait_tree=tuple(c.to_domain() for c in self.trait_tree),
-            template=self.template,
+            template={} if self.template is None else self.template,
             rules=self.rules.to_domain() if self.rules else t.DrawRules(),
         )
 

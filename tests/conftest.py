@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,8 +64,9 @@ def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Api]:
+    """The app on ``settings``, through its lifespan, with a client; its database dropped after."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -74,3 +77,25 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         # catalog work grows with the number of databases and indexes in its file.
         with contextlib.suppress(InvalidOperation):  # a test may have closed the client
             await app.state.runtime.client.drop_database(settings.db_name)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    async with running(settings) as api:
+        yield api
+
+
+type MakeApi = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def make_api(settings: Settings) -> AsyncIterator[MakeApi]:
+    """``await make_api(**overrides)``: an app on the test's settings with some changed (e.g.
+    tiny limits)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> Api:
+            changed = settings.model_copy(update=overrides)
+            return await stack.enter_async_context(running(changed))
+
+        yield make
