@@ -14,8 +14,6 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
 from strawberry.fastapi import GraphQLRouter
 
 from auth.tokens import TokenVerifier, identify
@@ -24,7 +22,7 @@ from schema.context import Context
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
 from service.database import connect
-from service.http_limits import build_limiter, client_address, rate_limit_exceeded
+from service.http_limits import HttpLimits, client_address
 from service.identity import build_verifier
 from service.settings import Settings
 
@@ -67,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     schema = build_schema(
         settings.query_limits(), operation_limiter, field_suggestions=settings.is_development
     )
-    limiter = build_limiter(settings)
+    http_limits = HttpLimits(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,19 +89,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    # Middleware added last runs first: request id, then the caller, then the HTTP rate limit.
-    app.state.limiter = limiter
-    app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
-    app.add_middleware(SlowAPIASGIMiddleware)
-
+    # Middleware added last runs first: the request id, then the caller and their rate limit.
     @app.middleware("http")
-    async def identify_caller(
+    async def identify_and_limit(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         request.state.principal, request.state.auth_error = await identify(
             _runtime(request).verifier, request.headers.get("authorization")
         )
-        return await call_next(request)
+        refusal = await http_limits.refusal(request)
+        return refusal if refusal is not None else await call_next(request)
 
     @app.middleware("http")
     async def request_id(
@@ -137,6 +132,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    for probe in (healthz, readyz):  # probes are never rate limited
-        limiter.exempt(probe)  # type: ignore[no-untyped-call]
     return app

@@ -32,31 +32,50 @@ def request_key(request: Request) -> str:
     return caller_key(principal.subject if principal else None, client_address(request))
 
 
-def build_limiter(settings: Settings) -> Limiter:
-    return Limiter(
-        key_func=request_key,
-        default_limits=[settings.http_rate_limit],
-        storage_uri=settings.rate_limit_storage_uri,
-        strategy="moving-window",
-        key_prefix="http",
-        swallow_errors=True,  # fail open if a shared storage is down (logged by slowapi)
-    )
+PROBES = frozenset({"/healthz", "/readyz"})  # never limited
 
 
-def rate_limit_exceeded(request: Request, exc: Exception) -> Response:
-    """HTTP 429 with ``Retry-After``, and the error as a GraphQL client expects it."""
-    assert isinstance(exc, RateLimitExceeded)
-    limiter: Limiter = request.app.state.limiter
-    item, identifiers = request.state.view_rate_limit
-    reset = limiter.limiter.get_window_stats(item, *identifiers).reset_time
-    retry_after = max(1, math.ceil(reset - time.time()))
-    message = f"too many requests: at most {exc.detail}; retry in {retry_after} s"
-    body = {
-        "errors": [
-            {
-                "message": message,
-                "extensions": {"code": ErrorCode.RATE_LIMITED.value, "retryAfter": retry_after},
-            }
-        ]
-    }
-    return JSONResponse(body, status_code=429, headers={"Retry-After": str(retry_after)})
+class HttpLimits:
+    """slowapi's limiter, applied by the app's middleware to every HTTP request (GraphQL's
+    routes are made inside Strawberry's router, which slowapi's own middleware cannot see
+    through FastAPI's router inclusion, and a decorator cannot reach), through slowapi's
+    public per-route decorator on one gate function. Each path has its own budget per caller.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.limiter = Limiter(
+            key_func=request_key,
+            storage_uri=settings.rate_limit_storage_uri,
+            strategy="moving-window",
+            key_prefix="http",
+            key_style="url",
+            swallow_errors=True,  # fail open if a shared storage is down (logged by slowapi)
+        )
+
+        async def gate(request: Request) -> None:  # noqa: ARG001 - slowapi reads it
+            return None
+
+        self._gate = self.limiter.limit(settings.http_rate_limit)(gate)
+
+    async def refusal(self, request: Request) -> Response | None:
+        """None if the request may go on, else the 429 response to send instead."""
+        if request.url.path in PROBES:
+            return None
+        try:
+            await self._gate(request)
+        except RateLimitExceeded as exc:
+            return self._too_many(request, exc)
+        return None
+
+    def _too_many(self, request: Request, exc: RateLimitExceeded) -> Response:
+        """HTTP 429 with ``Retry-After``, and the error as a GraphQL client expects it."""
+        item, identifiers = request.state.view_rate_limit
+        reset = self.limiter.limiter.get_window_stats(item, *identifiers).reset_time
+        retry_after = max(1, math.ceil(reset - time.time()))
+        message = f"too many requests: at most {exc.detail}; retry in {retry_after} s"
+        error = {"code": ErrorCode.RATE_LIMITED.value, "retryAfter": retry_after}
+        return JSONResponse(
+            {"errors": [{"message": message, "extensions": error}]},
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )

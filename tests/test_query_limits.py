@@ -12,7 +12,9 @@ from tests.conftest import MakeApi
 CREATE_DEEP = """mutation($input: CreateCollectionInput!) {
   createCollection(input: $input) { traitTree { ... on ManualCategory { traits { name } } } }
 }"""
-CREATE_SHALLOW = "mutation($input: CreateCollectionInput!) { createCollection(input: $input) { id } }"
+CREATE_SHALLOW = (
+    "mutation($input: CreateCollectionInput!) { createCollection(input: $input) { id } }"
+)
 
 
 def aliased_creates(n: int) -> str:
