@@ -51,6 +51,7 @@ DEFAULT_LIST_SIZE = MAX_PAGE
 LIST_SIZES: dict[str, int | str] = {
     "Query.tools": 20,
     "Query.previewPieces": "count",
+    "Preview.pieces": 1,  # already counted by previewPieces' count
     "Mutation.reviewPieces": "decisions",
     "Collection.traitTree": MAX_CATEGORIES,
     "ManualCategory.traits": MAX_TRAITS_PER_CATEGORY,
@@ -98,16 +99,15 @@ def cost_rule(report: CostReport, variables: Mapping[str, Any] | None) -> type[V
                 context.schema, context.document, operation, variables
             )
             if report.requested > report.maximum:
+                refusal = QueryTooCostly(
+                    f"the query costs {report.requested}; at most {report.maximum} is allowed "
+                    "(a list costs its `first`, or its largest size, times what it holds): "
+                    "ask for fewer items",
+                    cost=report.requested,
+                    maximumCost=report.maximum,
+                )
                 context.report_error(
-                    GraphQLError(
-                        f"the query costs {report.requested}; at most {report.maximum} is "
-                        "allowed (lists cost their `first`, or their largest size, times "
-                        "what they hold): ask for fewer items",
-                        operation,
-                        original_error=QueryTooCostly(
-                            "", cost=report.requested, maximumCost=report.maximum
-                        ),
-                    )
+                    GraphQLError(refusal.message, operation, original_error=refusal)
                 )
 
     return QueryCostRule

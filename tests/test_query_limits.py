@@ -57,6 +57,7 @@ async def test_an_over_cost_query_is_refused_before_anything_runs_with_its_cost(
     error = await refused(api, CREATE_DEEP, {"input": collection_input()})
     # createCollection 1 + traitTree 50 + traits 50 * 500
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "cost": 25_051, "maximumCost": 1000}
+    assert error["message"].startswith("the query costs 25051; at most 1000 is allowed")
     assert error["response_extensions"]["cost"] == {
         "requestedQueryCost": 25_051,
         "maximumAvailable": 1000,
@@ -98,6 +99,9 @@ async def test_an_omitted_first_costs_its_default_and_a_list_argument_its_length
     decisions = [{"pieceId": "pc_" + "0" * 32, "outcome": "ACCEPTED"}] * 3
     body = await api.post(review, {"d": decisions}, token=api.token_for("alice"))
     assert body["extensions"]["cost"]["requestedQueryCost"] == 3
+    preview = 'query { previewPieces(collectionId: "x", count: 4) { pieces { traits { name } } } }'
+    body = await api.post(preview, token=api.token_for("alice"))
+    assert body["extensions"]["cost"]["requestedQueryCost"] == 4 + 4 + 4 * 50
 
 
 async def test_a_page_far_above_the_limit_is_refused_for_its_cost(api: Api) -> None:
