@@ -51,8 +51,8 @@ async def get_context(request: Request) -> Context:
     return Context(
         services=_runtime(request).services,
         request_id=request.state.request_id,
-        principal=request.state.principal,
-        auth_error=request.state.auth_error,
+        principal=getattr(request.state, "principal", None),
+        auth_error=getattr(request.state, "auth_error", None),
         client_address=client_address(request),
     )
 
