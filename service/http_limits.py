@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
@@ -55,7 +56,10 @@ class HttpLimits:
         async def gate(request: Request) -> None:  # noqa: ARG001 - slowapi reads it
             return None
 
-        self._gate = self.limiter.limit(settings.http_rate_limit)(gate)
+        with warnings.catch_warnings():
+            # slowapi 0.1.10 calls asyncio.iscoroutinefunction, deprecated from Python 3.14.
+            warnings.filterwarnings("ignore", ".*iscoroutinefunction", DeprecationWarning)
+            self._gate = self.limiter.limit(settings.http_rate_limit)(gate)
 
     async def refusal(self, request: Request) -> Response | None:
         """None if the request may go on, else the 429 response to send instead."""
