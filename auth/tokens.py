@@ -109,6 +109,23 @@ class TokenVerifier:
         return signing.key
 
 
+async def identify(
+    verifier: TokenVerifier, authorization: str | None
+) -> tuple[Principal | None, Unauthenticated | None]:
+    """The caller named by an ``Authorization: Bearer <token>`` value: a principal, or why
+    not (None and None: anonymous). The same for an HTTP header and a WebSocket's
+    ``connection_init`` payload."""
+    if authorization is None:
+        return None, None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    try:
+        return await verifier.verify(token.strip()), None
+    except Unauthenticated as exc:
+        return None, exc
+
+
 def _principal(claims: dict[str, Any]) -> Principal:
     sub = claims["sub"]
     try:

@@ -112,7 +112,10 @@ class CookStore:
                 unique=True,
                 partialFilterExpression={"activeKey": {"$type": "string"}},
             ),
-            IndexModel([("status", ASCENDING)], name="by_status"),
+            IndexModel(
+                [("status", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+                name="status_listing",
+            ),
             IndexModel(
                 [("collectionId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
                 name="collection_listing",
@@ -209,6 +212,13 @@ class CookStore:
         self, principal: Principal, collection_id: str, first: int, after: str | None
     ) -> Page[Cook]:
         query = owned(principal, {"collectionId": collection_id})
+        return await newest_first(self._cooks, query, first, after, _from_doc)
+
+    async def list_by_status(
+        self, principal: Principal, status: CookStatus, first: int, after: str | None
+    ) -> Page[Cook]:
+        """Cooks in ``status``, newest first: every owner's for an admin, else the caller's."""
+        query = owned(principal, {"status": status.value})
         return await newest_first(self._cooks, query, first, after, _from_doc)
 
     async def transition(

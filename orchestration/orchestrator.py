@@ -196,14 +196,16 @@ class Orchestrator:
         self.kick(cook.id)
         return await self.cooks.get(principal, cook_id)
 
-    async def cancel(self, principal: Principal, cook_id: str) -> Cook:
+    async def cancel(self, principal: Principal, cook_id: str, why: str | None = None) -> Cook:
+        """Cancel a running or paused cook; ``why`` is added to its recorded reason."""
+        reason = f"cancelled by {principal.subject}" + (f": {why}" if why else "")
         cook = await self._user_transition(
             principal,
             cook_id,
             (CookStatus.RUNNING, CookStatus.PAUSED),
             CookStatus.CANCELLING,
             EventType.COOK_CANCELLING,
-            reason=f"cancelled by {principal.subject}",
+            reason=reason,
         )
         await self.pieces.cancel_waiting(cook.id)
         await self._maybe_finish(cook.id)

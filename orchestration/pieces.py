@@ -393,11 +393,18 @@ class PieceStore:
 
     async def expired_leases(self, limit: int = 100) -> list[tuple[str, str, int]]:
         """(piece id, cook id, attempt) of in-flight pieces whose lease has run out."""
-        cursor = self._pieces.find(
-            {"status": PieceStatus.RUNNING.value, "leaseExpiresAt": {"$lt": clock.now()}},
-            {"cookId": 1, "attempt": 1},
-        ).limit(limit)
+        cursor = self._pieces.find(_lease_expired(), {"cookId": 1, "attempt": 1}).limit(limit)
         return [(d["_id"], d["cookId"], d["attempt"]) async for d in cursor]
+
+    async def list_expired(self, principal: Principal, limit: int) -> list[Piece]:
+        """In-flight pieces whose lease has run out, longest expired first: every owner's for
+        an admin, else the caller's."""
+        cursor = (
+            self._pieces.find(owned(principal, _lease_expired()))
+            .sort("leaseExpiresAt", ASCENDING)
+            .limit(limit)
+        )
+        return [_from_doc(d) async for d in cursor]
 
     async def review(self, principal: Principal, piece_id: str, outcome: Review) -> Piece | None:
         """Accept or reject a completed piece. Rejecting gives its seat back. Idempotent.
@@ -627,6 +634,10 @@ def parse_index_cursor(cursor: str, path: str = "after") -> int:
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadUserInput.at(path, "is not a cursor this API returned") from exc
+
+
+def _lease_expired() -> Document:
+    return {"status": PieceStatus.RUNNING.value, "leaseExpiresAt": {"$lt": clock.now()}}
 
 
 def _from_doc(doc: Document) -> Piece:

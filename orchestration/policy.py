@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 MAX_COOK_COUNT = 100_000
 SEED_BOUND = 2**31 - 1  # GraphQL Int
+MAX_ATTEMPTS = 20  # the highest COOK_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)

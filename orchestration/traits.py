@@ -104,6 +104,10 @@ def validate_rules(rules: DrawRules, tree: Sequence[Category], path: str) -> lis
             )
         if not rule.excludes:
             problems.append(Problem(f"{at}.excludes", "names at least one trait"))
+        if len(rule.excludes) > MAX_TRAITS_PER_CATEGORY:
+            problems.append(
+                Problem(f"{at}.excludes", f"names at most {MAX_TRAITS_PER_CATEGORY} traits")
+            )
         known = manual.get(rule.excluded_category, set())
         unknown = sorted(set(rule.excludes) - known) if rule.excluded_category in manual else []
         if unknown:
@@ -303,6 +307,8 @@ def tree_from_legacy_file(file: object, path: str = "file") -> TraitTree:
     """
     if not isinstance(file, Mapping) or not isinstance(file.get("categories"), list):
         raise BadUserInput.at(path, 'must be an object of the form {"categories": [...]}')
+    if len(file["categories"]) > MAX_CATEGORIES:  # refused before parsing any of them
+        raise BadUserInput.at(f"{path}.categories", f"at most {MAX_CATEGORIES} categories")
     problems: list[Problem] = []
     tree: list[Category] = []
     for i, raw in enumerate(file["categories"]):
@@ -331,6 +337,8 @@ def _legacy_category(raw: object, where: str) -> Category:
         traits = raw.get("traits")
         if not isinstance(traits, list):
             raise _Invalid(f"{where}.traits", "must be a list")
+        if len(traits) > MAX_TRAITS_PER_CATEGORY:
+            raise _Invalid(f"{where}.traits", f"at most {MAX_TRAITS_PER_CATEGORY} traits")
         return ManualCategory(
             name, tuple(_legacy_trait(t, f"{where}.traits[{j}]") for j, t in enumerate(traits))
         )

@@ -10,14 +10,21 @@ from strawberry.scalars import JSON
 from orchestration import collections as domain
 from orchestration.ids import parse_entity_id
 from orchestration.pagination import MAX_PAGE
-from orchestration.traits import tree_from_legacy_file
+from orchestration.traits import (
+    MAX_CATEGORIES,
+    MAX_NAME_LENGTH,
+    MAX_TRAITS_PER_CATEGORY,
+    MAX_VALUE_LENGTH,
+    tree_from_legacy_file,
+)
 from schema.context import Info
 from schema.inputs import CreateCollectionInput, UpdateCollectionInput
 from schema.types import Collection, CollectionConnection
 
 ID_RULE = "A collection id (`col_` and 32 hex digits)."
 VERSION_RULE = (
-    "If given, the change is refused with CONFLICT unless the collection is at this version."
+    "A version (1 to 2147483647). If given, the change is refused with CONFLICT unless the "
+    "collection is at this version."
 )
 
 
@@ -82,7 +89,10 @@ async def import_trait_tree(
         JSON,
         strawberry.argument(
             description='The old system\'s trait tree file `{"categories": [...]}`; '
-            "`prompt` is read as `value` and `rarity` as `weight`. Replaces the whole tree."
+            "`prompt` is read as `value` and `rarity` as `weight`. Replaces the whole tree, "
+            f"so the tree's bounds hold: at most {MAX_CATEGORIES} categories of 1 to "
+            f"{MAX_TRAITS_PER_CATEGORY} traits, names of 1-{MAX_NAME_LENGTH} characters, "
+            f"values of at most {MAX_VALUE_LENGTH}."
         ),
     ],
     expected_version: Annotated[int | None, strawberry.argument(description=VERSION_RULE)] = None,

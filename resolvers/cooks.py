@@ -31,7 +31,7 @@ COLLECTION_ID = "A collection id (`col_` and 32 hex digits)."
 COOK_ID = "A cook id (`ck_` and 32 hex digits)."
 
 
-def _cook_id(value: strawberry.ID, path: str = "id") -> str:
+def parse_cook_id(value: strawberry.ID, path: str = "id") -> str:
     return parse_entity_id(str(value), cook_domain.ID_PREFIX, path)
 
 
@@ -52,7 +52,9 @@ async def cook(
 ) -> Cook:
     """One cook. Another user's cook is reported as NOT_FOUND, like a missing one."""
     ctx = info.context
-    return Cook.from_domain(await ctx.services.cooks.get(ctx.require_principal(), _cook_id(id)))
+    return Cook.from_domain(
+        await ctx.services.cooks.get(ctx.require_principal(), parse_cook_id(id))
+    )
 
 
 async def cooks(
@@ -136,7 +138,7 @@ async def pause_cook(
     """Pause a running cook: in-flight pieces finish, nothing new starts. Idempotent."""
     ctx = info.context
     return Cook.from_domain(
-        await ctx.services.orchestrator.pause(ctx.require_principal(), _cook_id(id))
+        await ctx.services.orchestrator.pause(ctx.require_principal(), parse_cook_id(id))
     )
 
 
@@ -146,7 +148,7 @@ async def resume_cook(
     """Resume a paused cook; the same cook continues. Idempotent."""
     ctx = info.context
     return Cook.from_domain(
-        await ctx.services.orchestrator.resume(ctx.require_principal(), _cook_id(id))
+        await ctx.services.orchestrator.resume(ctx.require_principal(), parse_cook_id(id))
     )
 
 
@@ -157,7 +159,7 @@ async def cancel_cook(
     in-flight pieces settle. Idempotent."""
     ctx = info.context
     return Cook.from_domain(
-        await ctx.services.orchestrator.cancel(ctx.require_principal(), _cook_id(id))
+        await ctx.services.orchestrator.cancel(ctx.require_principal(), parse_cook_id(id))
     )
 
 
@@ -200,6 +202,8 @@ async def cook_progress(
 ) -> AsyncGenerator[CookProgress]:
     """Follow a cook live: a snapshot, then each event in order; completes when the cook ends."""
     ctx = info.context
-    feed = ctx.services.feed.follow(ctx.require_principal(), _cook_id(cook_id, "cookId"), after_seq)
+    feed = ctx.services.feed.follow(
+        ctx.require_principal(), parse_cook_id(cook_id, "cookId"), after_seq
+    )
     async for progress in feed:
         yield CookProgress.from_domain(progress)

@@ -13,7 +13,10 @@ from schema.context import Info
 from schema.spell_types import Spell, SpellConnection, SpellInput
 
 SPELL_ID = "A spell id (`spl_` and 32 hex digits)."
-VERSION_RULE = "If given, the change is refused with CONFLICT unless the spell is at this version."
+VERSION_RULE = (
+    "A version (1 to 2147483647). If given, the change is refused with CONFLICT unless the "
+    "spell is at this version."
+)
 
 
 def _id(value: strawberry.ID) -> str:

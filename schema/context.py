@@ -22,6 +22,7 @@ class Context(BaseContext):
     request_id: str
     principal: Principal | None = None
     auth_error: Unauthenticated | None = None
+    client_address: str | None = None  # whom an anonymous caller's rate limits count against
     _loaders: Loaders | None = None
     # WebSocket only: the connection_init payload, and the task closing the socket at expiry.
     connection_params: dict[str, object] | None = None

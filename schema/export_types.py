@@ -9,7 +9,12 @@ import strawberry
 
 from orchestration import analytics as analytics_domain
 from orchestration import exports as export_domain
-from orchestration.export_archive import DEFAULT_NAME_TEMPLATE, ExportOptions
+from orchestration.export_archive import (
+    DEFAULT_NAME_TEMPLATE,
+    MAX_BASE_URI,
+    MAX_DESCRIPTION,
+    ExportOptions,
+)
 from orchestration.pagination import Page, encode_cursor
 from orchestration.policy import SEED_BOUND
 from schema.cook_types import PieceStatus, usd
@@ -31,7 +36,9 @@ class ExportOptionsInput:
         "replaced, nothing else is interpreted; at most 200 characters.",
     )
     description: str | None = strawberry.field(
-        default=None, description="Each piece's `description`; the collection's when omitted."
+        default=None,
+        description=f"Each piece's `description` (at most {MAX_DESCRIPTION} characters); the "
+        "collection's when omitted.",
     )
     shuffle: bool = strawberry.field(
         default=False,
@@ -47,7 +54,7 @@ class ExportOptionsInput:
     image_base_uri: str = strawberry.field(
         default="",
         description="Prefix of each `image` (e.g. `ipfs://<cid>/`), followed by `NNNN.ext`; "
-        "the path inside the archive when empty.",
+        f"the path inside the archive when empty. At most {MAX_BASE_URI} characters.",
     )
 
     def to_domain(self) -> ExportOptions:

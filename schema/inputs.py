@@ -18,8 +18,13 @@ NAME_RULE = (
 
 @strawberry.input(one_of=True, description="Exactly one of a tool id or a spell id.")
 class GeneratorInput:
-    tool_id: strawberry.ID | None = strawberry.UNSET
-    spell_id: strawberry.ID | None = strawberry.UNSET
+    tool_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The id of one of `tools` (1-50 characters).",
+    )
+    spell_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="A spell id (`spl_` and 32 hex digits)."
+    )
 
     def to_domain(self) -> domain.Generator:
         if self.tool_id:
@@ -98,10 +103,18 @@ class TraitCategoryInput:
     "`excludedCategory`, whichever category is drawn first. Both categories must be manual."
 )
 class ExclusionInput:
-    category: str
-    trait: str
-    excluded_category: str
-    excludes: list[str] = strawberry.field(description="1 or more trait names.")
+    category: str = strawberry.field(
+        description=f"A manual category of the tree (1-{t.MAX_NAME_LENGTH} characters)."
+    )
+    trait: str = strawberry.field(
+        description=f"One of `category`'s traits (1-{t.MAX_NAME_LENGTH} characters)."
+    )
+    excluded_category: str = strawberry.field(
+        description=f"Another manual category (1-{t.MAX_NAME_LENGTH} characters)."
+    )
+    excludes: list[str] = strawberry.field(
+        description=f"1 to {t.MAX_TRAITS_PER_CATEGORY} of `excludedCategory`'s trait names."
+    )
 
     def to_domain(self) -> t.Exclusion:
         return t.Exclusion(self.category, self.trait, self.excluded_category, tuple(self.excludes))
@@ -140,7 +153,11 @@ class CreateCollectionInput:
     trait_tree: list[TraitCategoryInput] = strawberry.field(
         default_factory=list, description=TREE_RULE
     )
-    template: JSON = strawberry.field(default_factory=dict, description=TEMPLATE_RULE)
+    # Optional rather than defaulting to {}: GraphQL cannot introspect an object default of a
+    # custom scalar (graphql-core's ast_from_value refuses it), which broke GraphiQL's schema.
+    template: JSON | None = strawberry.field(
+        default=None, description=TEMPLATE_RULE + " Empty when omitted."
+    )
     rules: DrawRulesInput | None = strawberry.field(
         default=None, description="Exclusions and unique combinations; none by default."
     )
@@ -152,7 +169,7 @@ class CreateCollectionInput:
             total_supply=self.total_supply,
             generator=self.generator.to_domain(),
             trait_tree=tuple(c.to_domain() for c in self.trait_tree),
-            template=self.template,
+            template={} if self.template is None else self.template,
             rules=self.rules.to_domain() if self.rules else t.DrawRules(),
         )
 

@@ -1,4 +1,4 @@
-"""The schema: root types wired to resolvers, with the error extension."""
+"""The schema: root types wired to resolvers, with the error extension and the guards."""
 
 from __future__ import annotations
 
@@ -6,18 +6,23 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from auth.permissions import IsAuthenticated
+from auth.permissions import IsAdmin, IsAuthenticated
+from resolvers import admin
 from resolvers import collections as col
 from resolvers import cooks as ck
 from resolvers import exports as ex
 from resolvers import pieces as pc
 from resolvers import spells as sp
 from resolvers import viewer as me
-from schema.cook_types import Cook, CookConnection, Piece, PieceConnection, Preview
+from schema.cook_types import Cook, CookConnection, CookEvent, Piece, PieceConnection, Preview
 from schema.errors import CodedErrors, log_unexpected
 from schema.export_types import CollectionAnalytics, Export, ExportConnection
+from schema.guards import guard_extensions
+from schema.query_cost import QueryLimits
+from schema.rate_limits import OperationLimiter
 from schema.spell_types import Spell, SpellConnection
 from schema.types import (
     Collection,
@@ -42,6 +47,18 @@ def _mutation(resolver: Any) -> Any:
     )
 
 
+def _admin_query(resolver: Any) -> Any:
+    return strawberry.field(
+        resolver=resolver, permission_classes=[IsAdmin], description=resolver.__doc__
+    )
+
+
+def _admin_mutation(resolver: Any) -> Any:
+    return strawberry.mutation(
+        resolver=resolver, permission_classes=[IsAdmin], description=resolver.__doc__
+    )
+
+
 @strawberry.type(description="Everything a signed-in caller can read.")
 class Query:
     viewer: Viewer = _query(me.viewer)
@@ -58,6 +75,9 @@ class Query:
     export: Export = _query(ex.export)
     exports: ExportConnection = _query(ex.exports)
     collection_analytics: CollectionAnalytics = _query(ex.collection_analytics)
+    admin_cooks: CookConnection = _admin_query(admin.admin_cooks)
+    admin_expired_leases: list[Piece] = _admin_query(admin.admin_expired_leases)
+    admin_cook_events: list[CookEvent] = _admin_query(admin.admin_cook_events)
 
 
 @strawberry.type(description="Everything a signed-in caller can change.")
@@ -76,6 +96,7 @@ class Mutation:
     export_collection: Export = _mutation(ex.export_collection)
     create_spell: Spell = _mutation(sp.create_spell)
     update_spell: Spell = _mutation(sp.update_spell)
+    admin_cancel_cook: Cook = _admin_mutation(admin.admin_cancel_cook)
 
 
 @strawberry.type(description="Live updates, over WebSocket (graphql-transport-ws).")
@@ -95,10 +116,22 @@ class CookSchema(strawberry.Schema):
         log_unexpected(errors, getattr(context, "request_id", None))
 
 
-schema = CookSchema(
-    query=Query,
-    mutation=Mutation,
-    subscription=Subscription,
-    types=[ManualCategory, GeneratedCategory],
-    extensions=[CodedErrors],
-)
+def build_schema(
+    limits: QueryLimits | None = None,
+    limiter: OperationLimiter | None = None,
+    *,
+    field_suggestions: bool = True,
+) -> CookSchema:
+    """The schema with its guards. Batching stays off (no ``batching_config``)."""
+    return CookSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[ManualCategory, GeneratedCategory],
+        extensions=[CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
+        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+    )
+
+
+schema = build_schema()
+"""The default schema: what ``cook export-schema`` prints; the app builds its own from settings."""

@@ -89,7 +89,9 @@ class SpellConnection:
 
 @strawberry.input(description="One step: a tool and its parameters.")
 class SpellStepInput:
-    tool_id: strawberry.ID = strawberry.field(description="A tool id from `tools`.")
+    tool_id: strawberry.ID = strawberry.field(
+        description="A tool id from `tools` (at most 40 characters)."
+    )
     params: JSON = strawberry.field(description=STEP_PARAMS_RULE)
 
 

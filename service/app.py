@@ -13,16 +13,19 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from auth.tokens import identify
 from orchestration.media import FileMediaStore
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
+from schema.rate_limits import OperationLimiter
+from schema.schema import build_schema
 from service import provider_routes
 from service.database import connect
 from service.downloads import downloads
 from service.graphql_router import CookGraphQLRouter
+from service.http_limits import HttpLimits
 from service.identity import build_verifier
-from service.runtime import Runtime
-from service.runtime import runtime_of as _runtime
+from service.runtime import Runtime, runtime_of
 from service.settings import Settings
 
 log = logging.getLogger("cook.app")
@@ -32,6 +35,13 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    operation_limiter = OperationLimiter(
+        settings.operation_limits(), settings.rate_limit_storage_uri
+    )
+    schema = build_schema(
+        settings.query_limits(), operation_limiter, field_suggestions=settings.is_development
+    )
+    http_limits = HttpLimits(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,8 +73,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await task
                 await services.orchestrator.stop()
                 await services.exports.stop()
+                await operation_limiter.close()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    # Middleware added last runs first: the request id, then the caller and their rate limit.
+    @app.middleware("http")
+    async def identify_and_limit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.principal, request.state.auth_error = await identify(
+            runtime_of(request).verifier, request.headers.get("authorization")
+        )
+        refusal = await http_limits.refusal(request)
+        return refusal if refusal is not None else await call_next(request)
 
     @app.middleware("http")
     async def request_id(
@@ -76,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     graphql = CookGraphQLRouter(
+        schema,
         development=settings.is_development,
         max_subscriptions=settings.ws_max_subscriptions,
         allowed_origins=settings.allowed_origins,
@@ -93,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def readyz(request: Request) -> JSONResponse:
         """The database answers."""
         try:
-            await _runtime(request).client.admin.command("ping")
+            await runtime_of(request).client.admin.command("ping")
         except Exception:
             log.warning("readiness check failed", exc_info=True)
             return JSONResponse({"status": "unavailable"}, status_code=503)

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from orchestration.errors import NotFound, Unauthenticated
 from orchestration.exports import ID_PREFIX, ExportStatus
-from service.runtime import authenticate, runtime_of
+from service.runtime import caller, runtime_of
 
 downloads = APIRouter()
 
@@ -29,7 +29,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 async def download_archive(export_id: str, request: Request) -> Response:
     """The ZIP of a completed export."""
     try:
-        principal = await authenticate(request)
+        principal = caller(request)
     except Unauthenticated as exc:
         return _error(401, "UNAUTHENTICATED", exc.message)
     if principal is None:

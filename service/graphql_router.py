@@ -21,35 +21,20 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from auth.principal import Principal
-from auth.tokens import TokenVerifier
+from auth.tokens import TokenVerifier, identify
 from orchestration import clock
-from orchestration.errors import Unauthenticated
 from schema.context import Context
-from schema.schema import schema
+from service.http_limits import client_address
 
 log = logging.getLogger("cook.graphql")
 
 TOKEN_EXPIRED_CLOSE_CODE = 4403
 NO_ACK_PAYLOAD: UnsetType = UNSET
-
-
-async def authenticate(
-    verifier: TokenVerifier, credential: object
-) -> tuple[Principal | None, Unauthenticated | None]:
-    """The caller behind ``Bearer <token>``; neither when there is no credential."""
-    if credential is None:
-        return None, None
-    scheme, _, token = credential.partition(" ") if isinstance(credential, str) else ("", "", "")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None, Unauthenticated("the credential must be 'Bearer <token>'")
-    try:
-        return await verifier.verify(token.strip()), None
-    except Unauthenticated as exc:
-        return None, exc
 
 
 def _verifier(connection: HTTPConnection) -> TokenVerifier:
@@ -58,15 +43,16 @@ def _verifier(connection: HTTPConnection) -> TokenVerifier:
 
 
 async def get_context(connection: HTTPConnection) -> Context:
-    """Per HTTP request, or per WebSocket connection (authenticated later, at init)."""
-    services = connection.app.state.runtime.services
-    request_id = getattr(connection.state, "request_id", None) or uuid.uuid4().hex
-    context = Context(services=services, request_id=request_id)
-    if isinstance(connection, WebSocket):
-        return context
-    context.principal, context.auth_error = await authenticate(
-        _verifier(connection), connection.headers.get("authorization")
+    """Per HTTP request (whose caller the app's middleware identified), or per WebSocket
+    connection (authenticated later, at ``connection_init``)."""
+    context = Context(
+        services=connection.app.state.runtime.services,
+        request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
+        client_address=client_address(connection),
     )
+    if not isinstance(connection, WebSocket):
+        context.principal = getattr(connection.state, "principal", None)
+        context.auth_error = getattr(connection.state, "auth_error", None)
     return context
 
 
@@ -80,7 +66,9 @@ async def _close_at_expiry(websocket: WebSocket, principal: Principal) -> None:
 
 
 class CookGraphQLRouter(GraphQLRouter[Context, None]):
-    def __init__(self, *, development: bool, max_subscriptions: int, **kwargs: Any) -> None:
+    def __init__(
+        self, schema: BaseSchema, *, development: bool, max_subscriptions: int, **kwargs: Any
+    ) -> None:
         super().__init__(
             schema,
             context_getter=get_context,
@@ -99,7 +87,8 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
             return NO_ACK_PAYLOAD
         websocket = context.request
         assert isinstance(websocket, WebSocket)
-        principal, error = await authenticate(_verifier(websocket), credential)
+        credential = credential if isinstance(credential, str) else ""
+        principal, error = await identify(_verifier(websocket), credential)
         if principal is None:
             log.info("WebSocket refused: %s", error)
             raise ConnectionRejectionError

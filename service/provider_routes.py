@@ -9,14 +9,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from orchestration import pieces as piece_domain
-from orchestration.errors import BadUserInput
+from orchestration.errors import BadUserInput, Unauthenticated
 from orchestration.ids import parse_entity_id
 from orchestration.pieces import Failure, Success
 from orchestration.runs import run_key
 from orchestration.services import Services
 from orchestration.tools import ToolFailure
 from orchestration.webhooks import MAX_BODY_BYTES, Refused, verify
-from service.graphql_router import authenticate
+from service.runtime import caller
 
 log = logging.getLogger("cook.providers")
 
@@ -82,11 +82,12 @@ async def webhook(provider: str, request: Request) -> JSONResponse:
 @router.get("/media/{piece_id}/{n}")
 async def media(piece_id: str, n: int, request: Request) -> Response:
     """A piece's stored image: to its owner and admins only (others get 404, as missing)."""
-    runtime = request.app.state.runtime
-    principal, error = await authenticate(runtime.verifier, request.headers.get("authorization"))
+    try:
+        principal = caller(request)
+    except Unauthenticated as exc:
+        return _answer(401, error=exc.message)
     if principal is None:
-        reason = str(error) if error else "send Authorization: Bearer <token>"
-        return _answer(401, error=reason)
+        return _answer(401, error="send Authorization: Bearer <token>")
     try:
         pid = parse_entity_id(piece_id, piece_domain.ID_PREFIX, "pieceId")
     except BadUserInput:

@@ -30,12 +30,11 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-async def authenticate(request: Request) -> Principal | None:
-    """The verified caller, None when anonymous; raises ``Unauthenticated`` for a bad token."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return await runtime_of(request).verifier.verify(token.strip())
+def caller(request: Request) -> Principal | None:
+    """The caller the app's middleware identified, None when anonymous; raises
+    ``Unauthenticated`` for a bad token."""
+    error: Unauthenticated | None = getattr(request.state, "auth_error", None)
+    if error is not None:
+        raise error
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal

@@ -9,9 +9,11 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from orchestration.policy import CookPolicy
+from orchestration.policy import MAX_ATTEMPTS, CookPolicy
 from orchestration.providers import ProviderConfig, parse_providers
 from orchestration.tools import BUILTIN_TOOLS
+from schema.query_cost import QueryLimits
+from schema.rate_limits import OPERATION_LIMITS, parse_limit
 
 # RFC 8725: asymmetric algorithms only, so an HMAC secret can never stand in for a public key.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -53,7 +55,7 @@ class Settings(BaseSettings):
     db_timeout_ms: int = Field(default=5000, ge=100, le=120_000)
 
     max_concurrent_cap: int = Field(default=32, ge=1, le=256)
-    max_attempts: int = Field(default=3, ge=1, le=20)
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
     backoff_base_seconds: float = Field(default=1.0, ge=0.001, le=3600)
     backoff_cap_seconds: float = Field(default=60.0, ge=0.001, le=86_400)
     lease_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
@@ -67,6 +69,14 @@ class Settings(BaseSettings):
     progress_poll_seconds: float = Field(default=0.25, ge=0.01, le=10)
     ws_max_subscriptions: int = Field(default=10, ge=1, le=100)
     allowed_origins: Annotated[list[str], NoDecode] = []
+    # Abuse limits (see the README's "Limits" section).
+    rate_limit_storage_uri: str = "memory://"
+    http_rate_limit: str = "1200/minute"
+    operation_rate_limits: dict[str, str] = {}
+    max_query_depth: int = Field(default=10, ge=2, le=50)
+    max_query_aliases: int = Field(default=15, ge=0, le=1000)
+    max_query_tokens: int = Field(default=5000, ge=50, le=1_000_000)
+    max_query_cost: int = Field(default=100_000, ge=1, le=100_000_000)
 
     def policy(self) -> CookPolicy:
         return CookPolicy(
@@ -77,6 +87,41 @@ class Settings(BaseSettings):
             lease_seconds=self.lease_seconds,
             tick_seconds=self.tick_seconds,
         )
+
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(
+            max_depth=self.max_query_depth,
+            max_aliases=self.max_query_aliases,
+            max_tokens=self.max_query_tokens,
+            max_cost=self.max_query_cost,
+        )
+
+    def operation_limits(self) -> dict[str, str]:
+        """The per-operation table with this deployment's overrides applied."""
+        return {**OPERATION_LIMITS, **self.operation_rate_limits}
+
+    @field_validator("http_rate_limit")
+    @classmethod
+    def _one_limit(cls, value: str) -> str:
+        parse_limit(value, "COOK_HTTP_RATE_LIMIT")
+        return value
+
+    @field_validator("operation_rate_limits")
+    @classmethod
+    def _known_operations(cls, value: dict[str, str]) -> dict[str, str]:
+        for field, limit in value.items():
+            if field not in OPERATION_LIMITS:
+                known = ", ".join(sorted(OPERATION_LIMITS))
+                raise ValueError(f"{field!r} has no per-operation limit (known: {known})")
+            parse_limit(limit, f"COOK_OPERATION_RATE_LIMITS[{field}]")
+        return value
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        if value.startswith("async+"):
+            raise ValueError("give the plain URI (memory://, redis://...): async+ is added")
+        return value
 
     @field_validator(
         "mongodb_uri", "jwt_public_key", "jwt_jwks_url", "jwt_key_id", "public_url", mode="before"

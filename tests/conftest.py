@@ -4,20 +4,31 @@ server and database, and drives the app over HTTP through its lifespan."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pymongo.errors import InvalidOperation
 
+from schema.rate_limits import OPERATION_LIMITS
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api
 from tests.fake_providers import FakeProvider, fake_provider, providers_json
+
+# The suite polls and races far faster than any client should; tests of the limits themselves
+# set small ones explicitly. Child processes (``cook serve``) inherit these too.
+GENEROUS = "1000000/minute"
+os.environ.setdefault("COOK_HTTP_RATE_LIMIT", GENEROUS)
+os.environ.setdefault(
+    "COOK_OPERATION_RATE_LIMITS", json.dumps(dict.fromkeys(OPERATION_LIMITS, GENEROUS))
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,8 +65,8 @@ def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_api(settings: Settings) -> AsyncIterator[Api]:
-    """The app with its real lifespan, called in process over ASGI."""
+async def running(settings: Settings) -> AsyncIterator[Api]:
+    """The app on ``settings``, through its lifespan, with a client; its database dropped after."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -70,7 +81,7 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
-    async with running_api(settings) as api:
+    async with running(settings) as api:
         yield api
 
 
@@ -96,12 +107,22 @@ def deadline() -> float:
 
 
 @pytest.fixture
-async def papi(
-    settings: Settings, fake: FakeProvider, poll: bool, deadline: float
-) -> AsyncIterator[Api]:
+async def papi(make_api: MakeApi, fake: FakeProvider, poll: bool, deadline: float) -> Api:
     """Like ``api``, with the fake's three providers: ``gpt``, ``deploy`` and ``comfy``."""
-    configured = settings.model_copy(
-        update={"providers": providers_json(fake, poll=poll, deadline=deadline)}
-    )
-    async with running_api(configured) as api:
-        yield api
+    return await make_api(providers=providers_json(fake, poll=poll, deadline=deadline))
+
+
+type MakeApi = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def make_api(settings: Settings) -> AsyncIterator[MakeApi]:
+    """``await make_api(**overrides)``: an app on the test's settings with some changed (e.g.
+    tiny limits)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> Api:
+            changed = settings.model_copy(update=overrides)
+            return await stack.enter_async_context(running(changed))
+
+        yield make

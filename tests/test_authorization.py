@@ -23,7 +23,7 @@ from tests.api import (
     with_test_tool,
 )
 
-OK, UNAUTHENTICATED, NOT_FOUND = "ok", "UNAUTHENTICATED", "NOT_FOUND"
+OK, UNAUTHENTICATED, NOT_FOUND, FORBIDDEN = "ok", "UNAUTHENTICATED", "NOT_FOUND", "FORBIDDEN"
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ async def make_target(api: Api) -> Target:
 
 OWNED = (UNAUTHENTICATED, NOT_FOUND, OK, OK)
 ANY_SIGNED_IN = (UNAUTHENTICATED, OK, OK, OK)
+ADMIN_ONLY = (UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK)
 
 OPERATIONS = [
     Operation("viewer", "query { viewer { id } }", False, ANY_SIGNED_IN),
@@ -208,6 +209,25 @@ OPERATIONS = [
         "query($done: ID!) { collectionAnalytics(collectionId: $done) { pieces } }",
         False,
         OWNED,
+    ),
+    Operation(
+        "adminCooks",
+        "query { adminCooks(status: RUNNING) { edges { node { id } } } }",
+        False,
+        ADMIN_ONLY,
+    ),
+    Operation("adminExpiredLeases", "query { adminExpiredLeases { id } }", False, ADMIN_ONLY),
+    Operation(
+        "adminCookEvents",
+        "query($cook: ID!) { adminCookEvents(cookId: $cook) { seq } }",
+        False,
+        ADMIN_ONLY,
+    ),
+    Operation(
+        "adminCancelCook",
+        'mutation($cook: ID!) { adminCancelCook(id: $cook, reason: "test") { id } }',
+        True,
+        ADMIN_ONLY,
     ),
 ]
 OPERATIONS += [
