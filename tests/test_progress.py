@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import websockets
@@ -21,10 +22,12 @@ from gql.transport.websockets import WebsocketsTransport
 
 from auth.dev_keys import ensure_dev_keys, mint_token
 from service.embedded_db import EmbeddedDatabase
+from service.settings import Settings
 from service.watch import close_code
-from tests.api import OWNER, STRANGER, collection_input
+from tests.api import OWNER, STRANGER, Api, collection_input
 from tests.processes import api_process
 from tests.processes import gql as post
+from tests.test_tokens import ATTACKS
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +40,7 @@ subscription($id: ID!, $after: Int) {
   }
 }
 """
+CREATE = "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }"
 ENV = {
     "COOK_DB_NAME": "progress",
     "COOK_TICK_SECONDS": "0.05",
@@ -229,6 +233,19 @@ async def test_a_token_that_fails_verification_is_refused_at_connection_init(
     assert close_code(closed.value) == 4403
 
 
+@pytest.mark.parametrize("make", ATTACKS.values(), ids=ATTACKS.keys())
+async def test_each_rfc8725_attack_token_is_refused_at_connection_init_with_4403(
+    cluster: Cluster, make: Callable[[Api], str]
+) -> None:
+    signer = SimpleNamespace(keys=ensure_dev_keys(cluster.data / "keys"), settings=Settings())
+    token = make(cast(Api, signer))
+    async with websockets.connect(ws(cluster.b), subprotocols=["graphql-transport-ws"]) as sock:
+        await sock.send(init_message(token))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(sock.recv(), 10)
+    assert close_code(closed.value) == 4403
+
+
 async def test_the_legacy_graphql_ws_protocol_is_refused(cluster: Cluster) -> None:
     with pytest.raises(websockets.ConnectionClosed) as closed:
         async with websockets.connect(ws(cluster.b), subprotocols=["graphql-ws"]) as sock:
@@ -292,3 +309,29 @@ def test_cook_watch_exits_2_for_a_cook_it_may_not_see(cluster: Cluster) -> None:
     refused = run_watch(cluster, cook_id, cluster.token(STRANGER))
     assert refused.returncode == 2
     assert "not found" in refused.stderr.lower()
+
+
+def test_a_per_operation_rate_limit_applies_to_mutations_sent_over_the_websocket(
+    tmp_path: Path,
+) -> None:
+    limits = json.dumps({"createCollection": "2/minute"})
+    with EmbeddedDatabase(tmp_path / "db") as db:
+        env = {"MONGODB_URI": db.uri, **ENV, "COOK_OPERATION_RATE_LIMITS": limits}
+        with api_process(env, tmp_path / "data", tmp_path / "api.log") as base:
+            cluster = Cluster(base, base, tmp_path / "data")
+
+            async def create_three() -> list[Any]:
+                answers: list[Any] = []
+                async with Client(transport=transport(base, cluster.token())) as session:
+                    for _ in range(3):
+                        request = GraphQLRequest(CREATE, variable_values={"i": collection_input()})
+                        try:
+                            answers.append(await session.execute(request))
+                        except TransportQueryError as refused:
+                            answers.append(refused.errors)
+                return answers
+
+            first, second, third = asyncio.run(create_three())
+    assert "createCollection" in first
+    assert "createCollection" in second
+    assert [e["extensions"]["code"] for e in third] == ["RATE_LIMITED"]
