@@ -461,13 +461,15 @@ class Orchestrator:
                 attempt=piece.attempt,
                 step=step,
                 poll=submitted.poll and spec.poll is not None,
-                deadline_seconds=submitted.deadline_seconds,
+                deadline_seconds=submitted.deadline_seconds or self.policy.lease_seconds,
             )
         except DuplicateKeyError as exc:
             raise ToolFailure(
                 "the provider gave a run id it had given before", retryable=True
             ) from exc
-        hold = submitted.deadline_seconds + self.policy.tick_seconds * 4
+        hold = None  # without a deadline of its own, the run lives by the piece's lease
+        if submitted.deadline_seconds is not None:
+            hold = submitted.deadline_seconds + self.policy.tick_seconds * 4
         await self.pieces.hold(piece.id, piece.attempt, hold, run_id=submitted.run_id)
 
     async def _cast(self, cook: Cook, piece: Piece) -> Outcome:

@@ -361,13 +361,18 @@ class PieceStore:
         return None if doc is None else _from_doc(doc)
 
     async def hold(
-        self, piece_id: str, attempt: int, seconds: float, run_id: str | None = None
+        self, piece_id: str, attempt: int, seconds: float | None, run_id: str | None = None
     ) -> bool:
-        """Extend the running attempt's lease (a provider accepted it, or a spell step
-        starts), noting the provider's run id; False if the attempt is no longer running."""
-        update: Document = {"leaseExpiresAt": clock.now() + timedelta(seconds=seconds)}
+        """Extend the running attempt's lease by ``seconds`` from now (a provider accepted it,
+        or a spell step starts) and note the provider's run id; False if the attempt is no
+        longer running."""
+        update: Document = {}
+        if seconds is not None:
+            update["leaseExpiresAt"] = clock.now() + timedelta(seconds=seconds)
         if run_id is not None:
             update["runId"] = run_id
+        if not update:
+            return True
         result = await self._pieces.update_one(
             {"_id": piece_id, "status": PieceStatus.RUNNING.value, "attempt": attempt},
             {"$set": update},

@@ -44,8 +44,9 @@ class Submitted:
     polled, through the orchestrator's completion function."""
 
     run_id: str
-    poll: bool  # poll the provider for the outcome (besides any webhook)
-    deadline_seconds: float  # the attempt fails if no outcome arrives by then
+    poll: bool = False  # poll the provider for the outcome (besides any webhook)
+    # The attempt fails if no outcome arrives by then; None: the piece's lease decides.
+    deadline_seconds: float | None = None
 
 
 class InputType(StrEnum):

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from pymongo.errors import InvalidOperation
 
+from orchestration import providers
+from orchestration.tools import Submitted, ToolCall, ToolSpec
 from schema.rate_limits import OPERATION_LIMITS
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
@@ -126,3 +128,15 @@ async def make_api(settings: Settings) -> AsyncIterator[MakeApi]:
             return await stack.enter_async_context(running(changed))
 
         yield make
+
+
+async def _external(call: ToolCall) -> Submitted:
+    return Submitted(run_id=f"run-{call.job_key}-{call.attempt}")
+
+
+@pytest.fixture
+def external_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tool ``external`` that accepts every attempt and never reports back by itself: the
+    test delivers outcomes (``Orchestrator.complete``), or lets leases run out."""
+    spec = ToolSpec("external", "test: the outcome comes from outside", _external)
+    monkeypatch.setattr(providers, "BUILTIN_TOOLS", (*providers.BUILTIN_TOOLS, spec))

@@ -6,19 +6,8 @@ import asyncio
 
 import pytest
 
-from orchestration.tools import TOOLS, Submitted, ToolCall, ToolSpec
 from tests.api import ADMIN, OWNER, STRANGER, Api, start_cook, wait_for_cook
 from tests.conftest import MakeApi
-
-
-async def _external(call: ToolCall) -> Submitted:
-    return Submitted(run_id=f"run-{call.job_key}-{call.attempt}")
-
-
-@pytest.fixture
-def external_tool(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A generator that accepts each attempt and never reports back: pieces stay in flight."""
-    monkeypatch.setitem(TOOLS, "external", ToolSpec("external", "test: never answers", _external))
 
 
 async def running_cook(api: Api, who: str) -> str:

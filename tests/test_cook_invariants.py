@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from orchestration.pieces import Failure, Success
-from orchestration.tools import TOOLS, Submitted, ToolCall, ToolSpec
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
@@ -40,17 +38,6 @@ PHASES = (
 )
 MAX_ATTEMPTS = 3
 TOTAL_SUPPLY = 8
-
-
-async def _external(call: ToolCall) -> Submitted:
-    return Submitted(run_id=f"run-{call.job_key}-{call.attempt}")
-
-
-@pytest.fixture
-def external_tool(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(
-        TOOLS, "external", ToolSpec("external", "test: outcome from outside", _external)
-    )
 
 
 class CookMachine(RuleBasedStateMachine):
