@@ -157,7 +157,8 @@ async def test_pause_stops_new_pieces_and_resume_continues_the_same_cook(api: Ap
 
 
 async def test_cancel_lets_in_flight_pieces_settle_then_ends_cancelled(api: Api) -> None:
-    collection = await api.create_collection(**with_test_tool(latencyMs=200))
+    # Slow enough that the in-flight pieces are still running when the cancel answers.
+    collection = await api.create_collection(**with_test_tool(latencyMs=1500))
     cook = await start_cook(api, collection["id"], count=10, maxConcurrent=2)
     await wait_for_cook(api, cook["id"], lambda c: c["numbers"]["inFlight"] == 2)
     cancelling = await api.data(

@@ -83,13 +83,16 @@ async def test_closing_or_cancelling_a_subscription_leaves_nothing_behind(api: A
         assert not feed._channels
 
 
+@pytest.mark.usefixtures("external_tool")
 async def test_a_seq_whose_event_never_comes_is_skipped_after_a_grace_period(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A process that died between taking a seq and writing its event leaves a hole."""
     monkeypatch.setattr(progress, "GAP_GRACE_SECONDS", 0.2)
     services = services_of(api)
-    cook_id = await new_cook(api, count=1, latency_ms=5_000)
+    collection = await api.create_collection(generator={"toolId": "external"})
+    cook_id = (await start_cook(api, collection["id"], count=1))["id"]
+    await services.orchestrator.idle()  # its piece is submitted: nothing else writes events
     await services.orchestrator.pause(ALICE, cook_id)
     async with running_feed(services) as feed:
         follower = feed.follow(ALICE, cook_id, None)
