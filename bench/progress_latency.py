@@ -17,17 +17,14 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import websockets
 
-from auth.dev_keys import ensure_dev_keys, mint_token
-from service.embedded_db import EmbeddedDatabase
-from tests.api import OWNER, collection_input
+from bench.common import PROCESS_ENV, embedded, owner_token
+from tests.api import collection_input
 from tests.processes import api_process, gql
 
 SUBSCRIPTION = """
@@ -147,6 +144,22 @@ def report(runs: list[Run], poll: float) -> list[str]:
     return lines
 
 
+def measure_all(subscribers: int, pieces: int, latency_ms: int, poll: float) -> list[Run]:
+    """One subscriber (the baseline), then ``subscribers``, on one fresh API process."""
+    with embedded() as (db, root):
+        env = {
+            "MONGODB_URI": db.uri,
+            "COOK_PROGRESS_POLL_SECONDS": str(poll),
+            "COOK_WS_MAX_SUBSCRIPTIONS": "1",
+            **PROCESS_ENV,
+        }
+        with api_process(env, root / "data", root / "api.log") as base:
+            token = owner_token(root / "data")
+            return [
+                asyncio.run(measure(base, token, n, pieces, latency_ms)) for n in (1, subscribers)
+            ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
@@ -157,26 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.subscribers, args.pieces = 50, 5
-    root = Path(tempfile.mkdtemp(prefix="cook-bench-"))
-    with EmbeddedDatabase(root / "db") as db:
-        env = {
-            "MONGODB_URI": db.uri,
-            "COOK_PROGRESS_POLL_SECONDS": str(args.poll),
-            "COOK_WS_MAX_SUBSCRIPTIONS": "1",
-            "COOK_LOG_LEVEL": "WARNING",
-        }
-        with api_process(env, root / "data", root / "api.log") as base:
-            token = mint_token(
-                ensure_dev_keys(root / "data" / "keys"),
-                subject=OWNER,
-                issuer="cook-dev",
-                audience="cook",
-                ttl_seconds=3600,
-            )
-            runs = [
-                asyncio.run(measure(base, token, n, args.pieces, args.latency_ms))
-                for n in (1, args.subscribers)
-            ]
+    runs = measure_all(args.subscribers, args.pieces, args.latency_ms, args.poll)
     print("\n".join(report(runs, args.poll)))
     return 0 if all(r.lost == 0 for r in runs) else 1
 

@@ -11,14 +11,16 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import ipaddress
 import os
 import tempfile
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
-from orchestration.tools import MediaRef, ToolFailure
+from orchestration.tools import MediaRef, OutputUnavailable, ToolFailure
 
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
@@ -71,21 +73,46 @@ def _content_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
+async def _refuse_internal(url: str, trusted_host: str | None) -> None:
+    """Fetch from the provider's own host, or over https from public addresses only: an
+    output URL must not make the service reach into its own network (SSRF). The check
+    resolves the name once; a resolver that answers differently the second time (DNS
+    rebinding) is not covered."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ToolFailure(f"the output URL {url[:80]!r} is not http(s)", retryable=False)
+    if trusted_host is not None and host == trusted_host:
+        return
+    if parts.scheme != "https":
+        raise ToolFailure("an output URL off the provider's host must use https", retryable=False)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443)
+    except OSError as exc:
+        raise OutputUnavailable(f"the output host {host!r} does not resolve") from exc
+    if not all(ipaddress.ip_address(info[4][0]).is_global for info in found):
+        raise ToolFailure(f"the output host {host!r} is not a public address", retryable=False)
+
+
 async def fetch_image(
-    client: httpx.AsyncClient, url: str, store: MediaStore, *, max_bytes: int = MAX_MEDIA_BYTES
+    client: httpx.AsyncClient,
+    url: str,
+    store: MediaStore,
+    *,
+    trusted_host: str | None = None,
+    max_bytes: int = MAX_MEDIA_BYTES,
 ) -> MediaRef:
     """Download one image within the limits and store it; ``ToolFailure`` says why not."""
     if url.startswith("data:"):
         return await _data_url(url, store, max_bytes)
-    if not url.startswith(("https://", "http://")):
-        raise ToolFailure(f"the output URL {url[:80]!r} is not http(s)", retryable=False)
+    await _refuse_internal(url, trusted_host)
     try:
         async with client.stream("GET", url, timeout=FETCH_TIMEOUT_SECONDS) as response:
+            if response.status_code >= 500 or response.status_code == 429:
+                raise OutputUnavailable(f"fetching an output gave HTTP {response.status_code}")
             if response.status_code != 200:
-                retry = response.status_code >= 500 or response.status_code == 429
-                raise ToolFailure(
-                    f"fetching an output gave HTTP {response.status_code}", retryable=retry
-                )
+                reason = f"fetching an output gave HTTP {response.status_code}"
+                raise ToolFailure(reason, retryable=False)
             kind = _content_type(response.headers.get("content-type"))
             if kind not in IMAGE_TYPES:
                 raise ToolFailure(f"an output has content type {kind or 'none'!r}", retryable=False)

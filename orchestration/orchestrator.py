@@ -16,11 +16,13 @@ import secrets
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
 from auth.principal import Principal
+from orchestration import clock
 from orchestration.casts import CastStatus, CastStore
 from orchestration.collections import CollectionSpec, CollectionStore, GeneratorKind
 from orchestration.cooks import ACTIVE, Cook, CookRequest, CookStatus, CookStore
@@ -49,8 +51,16 @@ from orchestration.policy import SEED_BOUND, CookPolicy
 from orchestration.runs import Run, RunStore, run_key
 from orchestration.spells import SpellStore, Step, step_ref, validate_spell
 from orchestration.template import fill
-from orchestration.tools import Submitted, Toolbox, ToolCall, ToolFailure, ToolOutput, ToolSpec
-from orchestration.webhooks import DeliveryLog
+from orchestration.tools import (
+    OutputUnavailable,
+    Submitted,
+    Toolbox,
+    ToolCall,
+    ToolFailure,
+    ToolOutput,
+    ToolSpec,
+)
+from orchestration.webhooks import DeliveryLog, Refused
 
 log = logging.getLogger("cook.orchestrator")
 
@@ -482,7 +492,10 @@ class Orchestrator:
             spec = self.toolbox.get(step.tool_id)
             call = ToolCall(f"{piece.job_key}:{n}", piece.attempt, fill(step.params, values))
             began = time.monotonic()
-            await self.pieces.hold(piece.id, piece.attempt, self.policy.lease_seconds)
+            if not await self.pieces.hold(piece.id, piece.attempt, self.policy.lease_seconds):
+                # The attempt ended meanwhile (its lease ran out, or its cook was cancelled).
+                await self.casts.finish(cast_id, CastStatus.FAILED)
+                return Failure(f"step {n} ({step.tool_id}): the attempt was over", retryable=True)
             await self.casts.step_running(cast_id, n)
             try:
                 result = await self._run_tool(spec, step.tool_id, call)
@@ -508,10 +521,15 @@ class Orchestrator:
         key = run_key(spec.id, submitted.run_id)
         while True:
             run = await self.runs.get(key)
-            if run is not None and run.outcome is not None:
+            if run is None:
+                raise ToolFailure("the step's run record is gone", retryable=True)
+            if run.outcome is not None:
                 if isinstance(run.outcome, Failure):
                     raise ToolFailure(run.outcome.reason, retryable=run.outcome.retryable)
                 return ToolOutput(run.outcome.text, run.outcome.cost_micros, run.outcome.media)
+            if clock.now() > run.deadline + timedelta(seconds=self.policy.tick_seconds * 8):
+                # The sweeper resolves overdue runs; none runs in any process, it seems.
+                raise ToolFailure("the provider gave no outcome by the deadline", retryable=True)
             await asyncio.sleep(self.policy.tick_seconds)
 
     async def report_run(self, provider: str, run_id: str, outcome: Outcome) -> bool:
@@ -523,7 +541,36 @@ class Orchestrator:
             return False
         if run.step is None:  # a spell step's outcome is picked up by its cast
             await self.complete(run.cook_id, run.piece_id, run.attempt, outcome)
+            await self.runs.mark_applied(run.key)  # else the sweeper applies it again
         return True
+
+    async def receive(self, spec: ToolSpec, payload: Any) -> bool:
+        """Apply one verified webhook delivery; whether it changed anything. Raises
+        ``Refused``: 400 for a body the provider's reader refuses, 404 for a run not (yet)
+        known, 503 when its output cannot be fetched for now (the provider delivers again)."""
+        assert spec.webhooks is not None
+        try:
+            report = spec.webhooks.read(payload)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Refused(400, f"malformed update: {exc}") from exc
+        run = await self.runs.get(run_key(spec.id, report.run_id))
+        if run is None:
+            raise Refused(404, "unknown run")
+        if not report.final:
+            return await self.report_progress(spec.id, report.run_id, report.status)
+        if run.done:
+            return False
+        if report.failure is not None:
+            outcome: Outcome = Failure(report.failure, retryable=True)
+        else:
+            try:
+                output = await spec.webhooks.finish(payload)
+                outcome = Success(output.text, output.cost_micros, output.media)
+            except OutputUnavailable as exc:
+                raise Refused(503, exc.reason) from exc
+            except ToolFailure as exc:
+                outcome = Failure(exc.reason, exc.retryable)
+        return await self.report_run(spec.id, report.run_id, outcome)
 
     async def report_progress(self, provider: str, run_id: str, status: str) -> bool:
         """A provider's progress update: an event, once per change, completing nothing."""
@@ -547,11 +594,16 @@ class Orchestrator:
             run = await self.runs.claim_poll()
             if run is None:
                 break
-            claimed.append(run)
+            if isinstance(run, Run):  # False: another process took that one; look again
+                claimed.append(run)
         await asyncio.gather(*(self._poll(run) for run in claimed))
         for run in await self.runs.overdue():
             reason = "the provider gave no outcome by the deadline"
             await self.report_run(run.provider, run.run_id, Failure(reason, retryable=True))
+        for run in await self.runs.unapplied(older_than_seconds=self.policy.tick_seconds * 4):
+            assert run.outcome is not None
+            await self.complete(run.cook_id, run.piece_id, run.attempt, run.outcome)
+            await self.runs.mark_applied(run.key)
 
     async def _poll(self, run: Run) -> None:
         spec = self.toolbox.get(run.provider)
@@ -559,11 +611,16 @@ class Orchestrator:
             return
         try:
             output = await asyncio.wait_for(spec.poll(run.run_id), self.policy.tool_timeout_seconds)
+        except OutputUnavailable:
+            return  # the output is there but not fetchable now: asked again at the next poll
         except ToolFailure as exc:
             await self.report_run(run.provider, run.run_id, Failure(exc.reason, exc.retryable))
             return
         except TimeoutError:
             return  # asked again at its next poll
+        except Exception:
+            log.exception("polling run %s of %s failed; asking again later", run.run_id, spec.id)
+            return
         if output is not None:
             outcome = Success(output.text, output.cost_micros, output.media)
             await self.report_run(run.provider, run.run_id, outcome)
@@ -638,8 +695,11 @@ class Orchestrator:
 
     async def tick(self) -> None:
         """One pass of the background work. Safe in every process at once."""
-        await self.poll_runs()
-        await self.deliveries.forget_old()
+        for chore in (self.poll_runs, self.deliveries.forget_old):
+            try:
+                await chore()
+            except Exception:  # a provider's or a chore's failure must not stop the sweeper
+                log.exception("%s failed; trying again next tick", chore.__name__)
         for piece_id, cook_id, attempt in await self.pieces.expired_leases():
             await self.complete(
                 cook_id, piece_id, attempt, Failure("the attempt's lease expired", retryable=True)

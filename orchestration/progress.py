@@ -171,7 +171,7 @@ class ProgressFeed:
                 self._nudge.clear()
                 try:
                     await self.poll_once()
-                except PyMongoError:
+                except Exception:  # the feed must outlive any one bad read
                     log.warning("progress poll failed; retrying next tick", exc_info=True)
         finally:
             watcher.cancel()

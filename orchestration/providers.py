@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
@@ -41,6 +41,9 @@ from orchestration.tools import (
 
 REQUEST_TIMEOUT_SECONDS = 60.0
 MAX_OUTPUTS = 16
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a provider's JSON answer
+MAX_TEXT_CHARS = 100_000  # a text output
+MAX_RUN_ID = 200
 FINAL_OK = "success"
 FINAL_FAILED = "failed"
 
@@ -146,10 +149,16 @@ async def _send(ctx: ProviderContext, method: str, url: str, what: str, **kwargs
     if response.status_code >= 400:
         retry = response.status_code >= 500 or response.status_code == 429
         raise ToolFailure(f"{what}: HTTP {response.status_code}", retryable=retry)
+    if len(response.content) > MAX_RESPONSE_BYTES:
+        raise ToolFailure(f"{what}: the answer is over {MAX_RESPONSE_BYTES} bytes", retryable=False)
     try:
         return response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ToolFailure(f"{what}: the answer is not JSON", retryable=True) from exc
+
+
+def _too_long(what: str) -> ToolFailure:
+    return ToolFailure(f"{what}: the text is over {MAX_TEXT_CHARS} characters", retryable=False)
 
 
 def _malformed(what: str) -> ToolFailure:
@@ -184,6 +193,10 @@ def _openai(config: OpenAIConfig, ctx: ProviderContext) -> ToolSpec:
             raise _malformed(config.id) from exc
         if not isinstance(text, str):
             raise _malformed(config.id)
+        if len(text) > MAX_TEXT_CHARS:
+            raise ToolFailure(
+                f"{config.id}: the answer is over {MAX_TEXT_CHARS} characters", retryable=False
+            )
         return ToolOutput(text, cost)
 
     return ToolSpec(
@@ -207,28 +220,46 @@ def _openai(config: OpenAIConfig, ctx: ProviderContext) -> ToolSpec:
 # --- ComfyDeploy-style runs: webhook, optionally polled too -------------------------------
 
 
-async def _outputs(ctx: ProviderContext, outputs: Any, cost: int) -> ToolOutput:
+def _items(value: Any, key: str) -> list[Any]:
+    """``value[key]`` when ``value`` is an object and that is a list; else nothing."""
+    found = value.get(key) if isinstance(value, dict) else None
+    return found if isinstance(found, list) else []
+
+
+async def _outputs(
+    ctx: ProviderContext, outputs: Any, cost: int, trusted_host: str | None
+) -> ToolOutput:
     """ComfyDeploy's ``outputs``: ``[{data: {images: [{url}], text: [...]}}]``. Images are
     fetched and stored; an output that cannot be fetched fails the attempt."""
-    if not isinstance(outputs, list):
-        raise ToolFailure("the run reported no outputs", retryable=False)
     urls: list[str] = []
     texts: list[str] = []
-    for output in outputs[:MAX_OUTPUTS]:
-        data = output.get("data", output) if isinstance(output, dict) else {}
-        for image in data.get("images", []) if isinstance(data, dict) else []:
-            if isinstance(image, dict) and isinstance(image.get("url"), str):
-                urls.append(image["url"])
-        for text in data.get("text", []) if isinstance(data, dict) else []:
-            texts.append(str(text))
+    for output in outputs[:MAX_OUTPUTS] if isinstance(outputs, list) else []:
+        data = output.get("data", output) if isinstance(output, dict) else None
+        urls += [
+            i["url"]
+            for i in _items(data, "images")
+            if isinstance(i, dict) and isinstance(i.get("url"), str)
+        ]
+        texts += [t for t in _items(data, "text") if isinstance(t, str)]
     if not urls and not texts:
         raise ToolFailure("the run's outputs hold no image or text", retryable=False)
-    media = tuple([await fetch_image(ctx.client, url, ctx.media) for url in urls[:MAX_OUTPUTS]])
-    return ToolOutput("\n".join(texts), cost, media)
+    text = "\n".join(texts)
+    if len(text) > MAX_TEXT_CHARS:
+        raise ToolFailure(
+            f"the run's text is longer than {MAX_TEXT_CHARS} characters", retryable=False
+        )
+    media = tuple(
+        [
+            await fetch_image(ctx.client, url, ctx.media, trusted_host=trusted_host)
+            for url in urls[:MAX_OUTPUTS]
+        ]
+    )
+    return ToolOutput(text, cost, media)
 
 
 def _comfydeploy(config: ComfyDeployConfig, ctx: ProviderContext) -> ToolSpec:
     base = config.base_url.rstrip("/")
+    host = urlsplit(base).hostname
 
     async def run(call: ToolCall) -> Submitted:
         body = {
@@ -240,32 +271,43 @@ def _comfydeploy(config: ComfyDeployConfig, ctx: ProviderContext) -> ToolSpec:
             ctx, "POST", f"{base}/api/run", config.id, json=body, headers=_headers(config, call)
         )
         run_id = answer.get("run_id") if isinstance(answer, dict) else None
-        if not isinstance(run_id, str) or not run_id:
+        if not isinstance(run_id, str) or not 0 < len(run_id) <= MAX_RUN_ID:
             raise _malformed(config.id)
         return Submitted(run_id, poll=config.poll, deadline_seconds=config.deadline_seconds)
 
     async def poll(run_id: str) -> ToolOutput | None:
         answer = await _send(
-            ctx, "GET", f"{base}/api/run/{run_id}", config.id, headers=_headers(config)
+            ctx,
+            "GET",
+            f"{base}/api/run/{quote(run_id, safe='')}",
+            config.id,
+            headers=_headers(config),
         )
-        report = read(answer)
-        if not report.final:
+        status, failure = _state(answer)
+        if status not in (FINAL_OK, FINAL_FAILED):
             return None
-        if report.failure is not None:
-            raise ToolFailure(report.failure, retryable=True)
-        return await _outputs(ctx, answer.get("outputs"), config.cost_micros)
+        if failure is not None:
+            raise ToolFailure(failure, retryable=True)
+        return await _outputs(ctx, answer.get("outputs"), config.cost_micros, host)
+
+    def _state(body: Any) -> tuple[str, str | None]:
+        """The run's status, and why it failed if it did."""
+        if not isinstance(body, dict):
+            raise ToolFailure(f"{config.id}: unexpected answer", retryable=False)
+        status = str(body.get("status", ""))
+        if status != FINAL_FAILED:
+            return status, None
+        return status, str(body.get("error") or "the provider reported a failure")[:500]
 
     def read(body: Any) -> WebhookReport:
         if not isinstance(body, dict) or not isinstance(body.get("run_id"), str):
             raise ValueError("a run update needs a run_id")
-        status = str(body.get("status", ""))
-        if status == FINAL_FAILED:
-            reason = str(body.get("error") or "the provider reported a failure")[:500]
-            return WebhookReport(body["run_id"], status, final=True, failure=reason)
-        return WebhookReport(body["run_id"], status, final=status == FINAL_OK)
+        status, failure = _state(body)
+        final = status in (FINAL_OK, FINAL_FAILED)
+        return WebhookReport(body["run_id"], status, final=final, failure=failure)
 
     async def finish(body: Any) -> ToolOutput:
-        return await _outputs(ctx, body.get("outputs"), config.cost_micros)
+        return await _outputs(ctx, body.get("outputs"), config.cost_micros, host)
 
     return ToolSpec(
         config.id,
@@ -290,28 +332,38 @@ def _comfyui(config: ComfyUIConfig, ctx: ProviderContext) -> ToolSpec:
         body = {"prompt": call.params, "client_id": call.job_key}
         answer = await _send(ctx, "POST", f"{base}/prompt", config.id, json=body)
         prompt_id = answer.get("prompt_id") if isinstance(answer, dict) else None
-        if not isinstance(prompt_id, str) or not prompt_id:
+        if not isinstance(prompt_id, str) or not 0 < len(prompt_id) <= MAX_RUN_ID:
             raise _malformed(config.id)
         return Submitted(prompt_id, poll=True, deadline_seconds=config.deadline_seconds)
 
     async def poll(prompt_id: str) -> ToolOutput | None:
-        history = await _send(ctx, "GET", f"{base}/history/{prompt_id}", config.id)
+        history = await _send(ctx, "GET", f"{base}/history/{quote(prompt_id, safe='')}", config.id)
         entry = history.get(prompt_id) if isinstance(history, dict) else None
         if not isinstance(entry, dict):
             return None  # not finished (ComfyUI answers {} until then)
-        status = entry.get("status") or {}
+        found = entry.get("status")
+        status: dict[str, Any] = found if isinstance(found, dict) else {}
         if status.get("status_str") == "error":
             raise ToolFailure(f"{config.id}: the prompt failed", retryable=True)
         if not status.get("completed", True):
             return None
-        urls = []
-        for node in (entry.get("outputs") or {}).values():
-            for image in (node or {}).get("images", []):
-                query = urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
-                urls.append(f"{base}/view?{query}")
+        nodes = entry.get("outputs")
+        urls = [
+            f"{base}/view?"
+            + urlencode({k: str(image.get(k, "")) for k in ("filename", "subfolder", "type")})
+            for node in (nodes.values() if isinstance(nodes, dict) else [])
+            for image in _items(node, "images")
+            if isinstance(image, dict)
+        ]
         if not urls:
             raise ToolFailure(f"{config.id}: the prompt produced no image", retryable=False)
-        media = tuple([await fetch_image(ctx.client, u, ctx.media) for u in urls[:MAX_OUTPUTS]])
+        host = urlsplit(base).hostname
+        media = tuple(
+            [
+                await fetch_image(ctx.client, u, ctx.media, trusted_host=host)
+                for u in urls[:MAX_OUTPUTS]
+            ]
+        )
         return ToolOutput("", config.cost_micros, media)
 
     return ToolSpec(

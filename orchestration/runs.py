@@ -115,13 +115,26 @@ class RunStore:
         )
         return None if doc is None else _from_doc(doc)
 
-    async def claim_poll(self) -> Run | None:
+    async def mark_applied(self, key: str) -> None:
+        await self._runs.update_one({"_id": key}, {"$set": {"applied": True}})
+
+    async def unapplied(self, older_than_seconds: float, limit: int = 100) -> list[Run]:
+        """Whole-attempt runs resolved but not yet applied to their piece: the process that
+        resolved one stopped before completing the piece."""
+        cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+        cursor = self._runs.find(
+            {"status": "done", "step": None, "applied": {"$ne": True}, "doneAt": {"$lt": cutoff}}
+        ).limit(limit)
+        return [_from_doc(d) async for d in cursor]
+
+    async def claim_poll(self) -> Run | bool | None:
         """A pending run due to be polled, pushed back by its backoff so no one else asks it
-        meanwhile; None when none is due."""
+        meanwhile; None when none is due, False when another process claimed it first."""
         at = clock.now()
         doc = await self._runs.find_one(
             {"status": "pending", "pollAt": {"$lte": at}, "deadline": {"$gt": at}},
             {"polls": 1, "pollAt": 1},
+            sort=[("pollAt", 1)],
         )
         if doc is None:
             return None
@@ -131,7 +144,7 @@ class RunStore:
             {"$set": {"pollAt": at + timedelta(seconds=delay)}, "$inc": {"polls": 1}},
             return_document=ReturnDocument.AFTER,
         )
-        return None if claimed is None else _from_doc(claimed)
+        return False if claimed is None else _from_doc(claimed)
 
     async def overdue(self, limit: int = 100) -> list[Run]:
         cursor = self._runs.find({"status": "pending", "deadline": {"$lt": clock.now()}}).limit(

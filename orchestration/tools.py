@@ -71,6 +71,14 @@ class ToolFailure(Exception):
         self.retryable = retryable
 
 
+class OutputUnavailable(ToolFailure):
+    """The provider has an output that cannot be fetched just now (a timeout, 429 or 5xx):
+    the run stays pending, to be fetched again by the next poll or webhook delivery."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retryable=True)
+
+
 @dataclass(frozen=True)
 class ToolCall:
     job_key: str  # "cookId:index", stable across attempts: an idempotency key for providers

@@ -9,6 +9,7 @@ timestamp refuses it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 from datetime import timedelta
@@ -27,7 +28,7 @@ type Document = dict[str, Any]
 
 
 class Refused(Exception):
-    """Why a delivery is not accepted; ``status`` is the HTTP status to answer with."""
+    """Why a delivery is not accepted (now); ``status`` is the HTTP status to answer with."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -44,7 +45,9 @@ def verify(secret: str, timestamp: str | None, signed: str | None, body: bytes) 
     """Raises ``Refused`` unless the delivery is signed with ``secret`` and fresh."""
     if not timestamp or not signed:
         raise Refused(401, "X-Cook-Timestamp and X-Cook-Signature are required")
-    if not timestamp.isdigit():
+    if not signed.isascii():
+        raise Refused(401, "the signature does not match")
+    if not (timestamp.isascii() and timestamp.isdigit()):
         raise Refused(401, "X-Cook-Timestamp must be Unix seconds")
     if not hmac.compare_digest(signature(secret, timestamp, body), signed.strip()):
         raise Refused(401, "the signature does not match")
@@ -60,16 +63,22 @@ class DeliveryLog:
     async def ensure_indexes(self) -> None:
         await self._deliveries.create_indexes([IndexModel("at", name="by_time")])
 
-    async def first_time(self, provider: str, signed: str) -> None:
-        """Record a verified delivery; raises ``Refused`` (409) if it was seen before."""
-        try:
-            await self._deliveries.insert_one(
-                {"_id": f"{provider}:{signed.strip()}", "at": clock.now()}
-            )
-        except DuplicateKeyError as exc:
-            raise Refused(409, "this delivery was already received") from exc
+    async def refuse_seen(self, provider: str, signed: str) -> None:
+        """Raises ``Refused`` (409) if this very delivery was applied before."""
+        if await self._deliveries.find_one({"_id": _key(provider, signed)}, {"_id": 1}):
+            raise Refused(409, "this delivery was already received")
+
+    async def record(self, provider: str, signed: str) -> None:
+        """Remember an applied delivery (a concurrent copy of it changes nothing: applying a
+        run's report is idempotent)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self._deliveries.insert_one({"_id": _key(provider, signed), "at": clock.now()})
 
     async def forget_old(self) -> None:
         """Past the tolerance a replay is refused by its timestamp: its record can go."""
         cutoff = clock.now() - timedelta(seconds=2 * TOLERANCE_SECONDS)
         await self._deliveries.delete_many({"at": {"$lt": cutoff}})
+
+
+def _key(provider: str, signed: str) -> str:
+    return f"{provider}:{signed.strip()}"

@@ -11,10 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from orchestration import pieces as piece_domain
 from orchestration.errors import BadUserInput, Unauthenticated
 from orchestration.ids import parse_entity_id
-from orchestration.pieces import Failure, Success
-from orchestration.runs import run_key
 from orchestration.services import Services
-from orchestration.tools import ToolFailure
 from orchestration.webhooks import MAX_BODY_BYTES, Refused, verify
 from service.runtime import caller
 
@@ -32,51 +29,45 @@ def _answer(status: int, **body: object) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+async def _capped_body(request: Request) -> bytes:
+    """The raw body, refused past ``MAX_BODY_BYTES`` however it is sent (chunked included)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise Refused(413, f"at most {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise Refused(413, f"at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/webhooks/{provider}")
 async def webhook(provider: str, request: Request) -> JSONResponse:
-    """A provider's run update. Signed, fresh and new, or refused; idempotent per run."""
+    """A provider's run update: signed, fresh and not seen before, or refused. A delivery is
+    recorded as seen only once it has been applied, so a provider's retry of one that could
+    not be applied yet (an unknown run, an output not fetchable for now) is accepted later."""
     services = _services(request)
     spec = services.toolbox.get(provider)
     if spec is None or spec.webhooks is None:
         return _answer(404, error="no such webhook")
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-        return _answer(413, error=f"at most {MAX_BODY_BYTES} bytes")
-    body = await request.body()
-    signed = request.headers.get("x-cook-signature")
+    deliveries = services.orchestrator.deliveries
+    signed = request.headers.get("x-cook-signature") or ""
     try:
-        if len(body) > MAX_BODY_BYTES:
-            raise Refused(413, f"at most {MAX_BODY_BYTES} bytes")
+        body = await _capped_body(request)
         verify(spec.webhooks.secret, request.headers.get("x-cook-timestamp"), signed, body)
-        assert signed is not None
-        await services.orchestrator.deliveries.first_time(provider, signed)
+        await deliveries.refuse_seen(provider, signed)
         try:
             payload = json.loads(body)
-            report = spec.webhooks.read(payload)
-        except ValueError as exc:
-            raise Refused(400, f"malformed update: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise Refused(400, "the body is not JSON") from exc
+        receipt = await services.orchestrator.receive(spec, payload)
     except Refused as refused:
         log.info("webhook for %s refused: %s", provider, refused.reason)
         return _answer(refused.status, error=refused.reason)
-    orchestrator = services.orchestrator
-    run = await orchestrator.runs.get(run_key(provider, report.run_id))
-    if run is None:
-        return _answer(404, error="unknown run")
-    if not report.final:
-        applied = await orchestrator.report_progress(provider, report.run_id, report.status)
-        return _answer(200, applied=applied)
-    if run.done:
-        return _answer(200, applied=False)
-    if report.failure is not None:
-        outcome: Success | Failure = Failure(report.failure, retryable=True)
-    else:
-        try:
-            output = await spec.webhooks.finish(payload)
-            outcome = Success(output.text, output.cost_micros, output.media)
-        except ToolFailure as exc:
-            outcome = Failure(exc.reason, exc.retryable)
-    applied = await orchestrator.report_run(provider, report.run_id, outcome)
-    return _answer(200, applied=applied)
+    await deliveries.record(provider, signed)
+    return _answer(200, applied=receipt)
 
 
 @router.get("/media/{piece_id}/{n}")

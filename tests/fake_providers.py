@@ -64,6 +64,7 @@ class FakeProvider:
     runs: dict[str, FakeRun] = field(default_factory=dict)
     auto_finish: bool = False  # finish ComfyUI prompts as soon as they are made
     image_path: str = "/img/{run}.png"
+    flaky_failures: int = 0  # how many times /flaky.png answers 503 before the image
     _ids: Iterator[int] = field(default_factory=itertools.count)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -194,6 +195,12 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self._raw(200, "image/png", png(url.path))
             elif url.path == "/huge.png":
                 self._raw(200, "image/png", b"\x00" * (21 * 1024 * 1024))
+            elif url.path == "/flaky.png":
+                fake.flaky_failures -= 1
+                if fake.flaky_failures >= 0:
+                    self._json(503, {})
+                else:
+                    self._raw(200, "image/png", png("flaky"))
             elif url.path == "/page.html":
                 self._raw(200, "text/html", b"<html></html>")
             else:

@@ -23,16 +23,22 @@ def free_port() -> int:
         return port
 
 
+SERVE = ("service", "serve")
+
+
 @contextmanager
-def api_process(env: dict[str, str], data_dir: Path, log: Path) -> Iterator[str]:
-    """``cook serve`` in a child process; yields its base URL once /readyz answers."""
-    with api_process_handle(env, data_dir, log) as (base, _):
+def api_process(
+    env: dict[str, str], data_dir: Path, log: Path, module: tuple[str, ...] = SERVE
+) -> Iterator[str]:
+    """``cook serve`` (or ``python -m *module``) in a child process; yields its base URL once
+    /readyz answers."""
+    with api_process_handle(env, data_dir, log, module) as (base, _):
         yield base
 
 
 @contextmanager
 def api_process_handle(
-    env: dict[str, str], data_dir: Path, log: Path
+    env: dict[str, str], data_dir: Path, log: Path, module: tuple[str, ...] = SERVE
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Like ``api_process``, also yielding the process (for tests that kill it)."""
     port = free_port()
@@ -45,7 +51,7 @@ def api_process_handle(
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"],
+            [sys.executable, "-m", *module],
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -258,3 +259,107 @@ async def test_an_output_that_cannot_be_fetched_fails_the_attempt_with_a_reason(
     piece = (await pieces_of(papi, cook["id"]))[0]
     assert piece["status"] == "FAILED"
     assert reason in piece["lastError"]
+
+
+# --- hardening ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("poll", [False])
+async def test_a_webhook_for_a_run_not_yet_recorded_is_refused_without_being_remembered(
+    papi: Api, fake: FakeProvider
+) -> None:
+    """A fast provider may call back before the run is recorded: its retry must get in."""
+    body = {"run_id": "run-from-the-future", "status": "running"}
+    stamp = int(time.time())
+    first = await send_webhook(papi.client, "/webhooks/deploy", SECRET, body, timestamp=stamp)
+    again = await send_webhook(papi.client, "/webhooks/deploy", SECRET, body, timestamp=stamp)
+    assert (first.status_code, again.status_code) == (404, 404)
+
+
+@pytest.mark.parametrize("poll", [False])
+async def test_webhooks_with_hostile_headers_or_bodies_get_a_4xx_never_a_500(papi: Api) -> None:
+    async def huge() -> AsyncIterator[bytes]:  # chunked, with no Content-Length
+        for _ in range(20):
+            yield b"x" * 65536
+
+    answers = [
+        await papi.client.post(
+            "/webhooks/deploy",
+            content=b"{}",
+            headers={"X-Cook-Timestamp": "1", "X-Cook-Signature": b"sha256=\xe9"},
+        ),
+        await papi.client.post(
+            "/webhooks/deploy",
+            content=b"{}",
+            headers={
+                "X-Cook-Timestamp": "\u00b2".encode("latin-1"),
+                "X-Cook-Signature": "sha256=00",
+            },
+        ),
+        await papi.client.post("/webhooks/deploy", content=huge()),
+        await send_webhook(papi.client, "/webhooks/deploy", SECRET, {"status": "success"}),
+    ]
+    assert [a.status_code for a in answers] == [401, 401, 413, 400]
+
+
+@pytest.mark.parametrize("poll", [False])
+@pytest.mark.parametrize(
+    ("outputs", "reason"),
+    [
+        (None, "no image or text"),
+        ([{"data": {"images": None, "text": 5}}], "no image or text"),
+        ([{"data": {"images": [{"url": "http://10.1.2.3/x.png"}]}}], "must use https"),
+        ([{"data": {"images": [{"url": "https://127.0.0.2/x.png"}]}}], "not a public address"),
+    ],
+)
+async def test_odd_or_internal_outputs_fail_the_attempt_with_a_reason(
+    papi: Api, fake: FakeProvider, outputs: Any, reason: str
+) -> None:
+    collection = await papi.create_collection(
+        generator={"toolId": "deploy"}, template={"prompt": "x"}
+    )
+    cook = await start_cook(papi, collection["id"], count=1, maxFailures=1)
+    [run_id] = await wait_for_runs(fake, 1, papi)
+    body = {"run_id": run_id, "status": "success", "outputs": outputs}
+    answer = await send_webhook(papi.client, "/webhooks/deploy", SECRET, body)
+    assert answer.json() == {"applied": True}
+    await wait_for_cook(papi, cook["id"])
+    piece = (await pieces_of(papi, cook["id"]))[0]
+    assert piece["status"] == "FAILED"
+    assert reason in piece["lastError"]
+
+
+@pytest.mark.parametrize("poll", [False])
+async def test_an_output_not_fetchable_for_now_is_fetched_when_the_provider_delivers_again(
+    papi: Api, fake: FakeProvider
+) -> None:
+    fake.image_path, fake.flaky_failures = "/flaky.png", 1
+    cook_id = await cook_with(papi, "deploy", {"prompt": "[[Animal]]"})
+    [run_id] = await wait_for_runs(fake, 1, papi)
+    body = fake.comfydeploy_body(fake.finish(run_id))
+    stamp = int(time.time())
+    later = await send_webhook(papi.client, "/webhooks/deploy", SECRET, body, timestamp=stamp)
+    retried = await send_webhook(papi.client, "/webhooks/deploy", SECRET, body, timestamp=stamp)
+    assert (later.status_code, retried.status_code) == (503, 200)
+    cook = await wait_for_cook(papi, cook_id)
+    assert cook["status"] == "COMPLETED"
+    [stored] = await stored_pieces(papi, cook_id)
+    assert [a["outcome"] for a in stored["attempts"]] == ["completed"]
+
+
+@pytest.mark.parametrize("poll", [False])
+async def test_a_run_resolved_by_a_process_that_died_before_completing_its_piece_is_applied(
+    papi: Api, fake: FakeProvider
+) -> None:
+    from orchestration.pieces import Success
+    from orchestration.runs import run_key
+
+    cook_id = await cook_with(papi, "deploy", {"prompt": "[[Animal]]"})
+    [run_id] = await wait_for_runs(fake, 1, papi)
+    runs = papi.app.state.runtime.services.orchestrator.runs
+    # what report_run does first, and then nothing: the process "dies" here
+    assert await runs.resolve(run_key("deploy", run_id), Success("late", 42)) is not None
+    cook = await wait_for_cook(papi, cook_id)
+    assert cook["status"] == "COMPLETED"
+    [piece] = await pieces_of(papi, cook_id)
+    assert (piece["output"], Decimal(piece["costUsd"])) == ("late", Decimal("0.000042"))

@@ -1,0 +1,95 @@
+"""Every benchmark in one run, written to ``bench/RESULTS.md``.
+
+    .venv/bin/python -m bench                 # full sizes (about 15 minutes on 2 cores)
+    .venv/bin/python -m bench --quick --out /tmp/RESULTS.md    # small sizes (CI runs this)
+
+Each figure is a ratio to a baseline measured in the same run, with the median and range of
+its repetitions: times on a shared machine are noise, ratios much less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench import api_overhead, growth, memory, orchestrator_overhead, progress_latency
+
+
+@dataclass(frozen=True)
+class Sizes:
+    cook_pieces: int
+    cook_runs: int
+    api_rounds: int
+    api_seconds: float
+    subscribers: int
+    event_pieces: int
+    growth: list[int]
+    memory_pieces: int
+
+
+FULL = Sizes(1000, 3, 3, 5.0, 1000, 20, [1000, 10_000, 30_000], 10_000)
+QUICK = Sizes(60, 1, 1, 1.0, 50, 4, [200, 1000], 300)
+POLL_SECONDS = 0.1
+PACKAGES = ("strawberry-graphql", "fastapi", "uvicorn", "pymongo", "mongoeco", "websockets")
+
+
+def machine() -> list[str]:
+    memory_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in PACKAGES)
+    return [
+        f"- Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs, {memory_kib / 2**20:.0f} GiB",
+        f"- Python {platform.python_version()}; {versions}",
+        "- Database: the embedded mongoeco server over the wire (SQLite), one per benchmark.",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    began = time.monotonic()
+    lines = ["# Benchmark results", "", *machine(), ""]
+    if args.quick:
+        lines += [
+            "Quick mode: small sizes, to keep the benchmarks running; not for conclusions.",
+            "",
+        ]
+
+    def section(title: str, body: list[str]) -> None:
+        lines.extend([f"## {title}", "", *body, ""])
+        print(f"{title}: done at {time.monotonic() - began:.0f} s", file=sys.stderr)
+
+    cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
+    section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
+    api = api_overhead.measure(sizes.api_rounds, sizes.api_seconds)
+    section("2. API overhead", api_overhead.report(api, sizes.api_rounds, sizes.api_seconds))
+    events = progress_latency.measure_all(sizes.subscribers, sizes.event_pieces, 150, POLL_SECONDS)
+    section("3. Event delivery", progress_latency.report(events, POLL_SECONDS))
+    grown = asyncio.run(growth.measure(sizes.growth))
+    section("4. Growth", growth.report(grown))
+    samples = memory.measure(sizes.memory_pieces)
+    section("5. Memory", memory.report(samples, sizes.memory_pieces))
+    lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    lost = sum(r.lost for r in events)
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""What every benchmark shares: statistics, a fresh embedded database, the app in process."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from auth.dev_keys import ensure_dev_keys, mint_token
+from service.app import create_app
+from service.embedded_db import EmbeddedDatabase
+from service.settings import Settings
+from tests.api import OWNER, Api
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median of repeated measurements and their range."""
+
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def show(self, digits: int = 2) -> str:
+        if len(self.values) == 1:
+            return f"{self.values[0]:.{digits}f}"
+        low, high = min(self.values), max(self.values)
+        return f"{self.median:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+@contextlib.contextmanager
+def embedded() -> Iterator[tuple[EmbeddedDatabase, Path]]:
+    """A fresh embedded server on its own directory, and a data directory beside it."""
+    root = Path(tempfile.mkdtemp(prefix="cook-bench-"))
+    with EmbeddedDatabase(root / "db") as db:
+        yield db, root
+
+
+def bench_settings(uri: str, root: Path, **overrides: Any) -> Settings:
+    unlimited = "1000000000/minute"
+    return Settings(
+        mongodb_uri=uri,
+        db_name=f"b_{uuid.uuid4().hex[:12]}",
+        data_dir=root / "data",
+        env="development",
+        http_rate_limit=unlimited,
+        operation_rate_limits={"startCook": unlimited, "createCollection": unlimited},
+        **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def app_in_process(settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
+            yield Api(client, settings, app)
+
+
+def owner_token(data_dir: Path) -> str:
+    return mint_token(
+        ensure_dev_keys(data_dir / "keys"),
+        subject=OWNER,
+        issuer="cook-dev",
+        audience="cook",
+        ttl_seconds=7200,
+    )
+
+
+# Generous limits for processes started by the benchmarks (they are the load, not the abuse).
+PROCESS_ENV = {
+    "COOK_HTTP_RATE_LIMIT": "1000000000/minute",
+    "COOK_OPERATION_RATE_LIMITS": '{"startCook": "1000000/minute", '
+    '"createCollection": "1000000/minute"}',
+    "COOK_LOG_LEVEL": "WARNING",
+}

@@ -1,0 +1,178 @@
+"""Growth: the same operations with 1,000, 10,000 and more pieces already stored.
+
+For each size, a collection gets that many completed pieces (inserted directly: cooking them
+would take far longer), then each operation is timed several times, next to the database's own
+raw operations on the same collection: an insert, a read by ``_id`` and a sorted page of 50.
+Reported as median milliseconds and as a ratio to the smallest size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from auth.principal import Principal
+from bench.common import app_in_process, bench_settings, embedded, table
+from orchestration import providers
+from orchestration.cooks import CookRequest
+from orchestration.events import EventType
+from orchestration.ids import AccountId
+from orchestration.pieces import PieceQuery, Success
+from orchestration.tools import Submitted, ToolCall, ToolSpec
+from tests.api import OWNER, Api, collection_input
+
+OWNER_P = Principal(AccountId(OWNER))
+SAMPLES = 15
+Timings = dict[str, float]
+
+
+async def timed(op: Callable[[int], Awaitable[Any]], samples: int = SAMPLES) -> float:
+    times = []
+    for i in range(samples):
+        began = time.perf_counter()
+        await op(i)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+async def fill(api: Api, collection_id: str, size: int) -> None:
+    """``size`` completed pieces in the collection, by bulk insert."""
+    db = api.app.state.runtime.client[api.settings.db_name]
+    services = api.app.state.runtime.services
+    cook = await services.orchestrator.start(OWNER_P, collection_id, CookRequest(count=1))
+    await services.orchestrator.idle()
+    template = await db.pieces.find_one({"cookId": cook.id})
+    assert template is not None
+    await services.orchestrator.complete(cook.id, template["_id"], 1, Success("seed", 0))
+    skip = ("_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "leaseExpiresAt")
+    base = {k: v for k, v in template.items() if k not in skip}
+    base.update(status="completed", review="pending", outputText="x")
+    for start in range(1, size, 1000):
+        batch = [
+            {
+                **base,
+                "_id": f"pc_{i:032x}",
+                "index": i,
+                "indexKey": f"{collection_id}:{i}",
+                "jobKey": f"{cook.id}:{i}",
+            }
+            for i in range(start, min(size, start + 1000))
+        ]
+        await db.pieces.insert_many(batch)
+    await db.collections.update_one({"_id": collection_id}, {"$set": {"nextPieceIndex": size}})
+
+
+async def at_size(size: int) -> Timings:
+    with embedded() as (db, root):
+        settings = bench_settings(db.uri, root, scheduler=False)
+        async with app_in_process(settings) as api:
+            services = api.app.state.runtime.services
+            orchestrator = services.orchestrator
+            spec = collection_input(
+                totalSupply=100_000, generator={"toolId": "external"}, template={"p": "[[Animal]]"}
+            )
+            made = await api.data(
+                "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }",
+                {"i": spec},
+            )
+            collection_id = made["createCollection"]["id"]
+            await fill(api, collection_id, size)
+            raw = api.app.state.runtime.client[settings.db_name].pieces
+            timings: Timings = {}
+            started: list[tuple[str, str]] = []
+
+            async def start(_: int) -> None:
+                cook = await orchestrator.start(OWNER_P, collection_id, CookRequest(count=1))
+                started.append((cook.id, ""))
+
+            async def complete(_: int) -> None:
+                cook_id, piece_id = started[-1]
+                assert await orchestrator.complete(cook_id, piece_id, 1, Success("done", 1))
+
+            # Start and complete alternate (one active cook per collection); the first piece's
+            # submission, between the two, is not timed.
+            start_times, complete_times = [], []
+            for _ in range(SAMPLES):
+                start_times.append(await timed(start, 1))
+                await orchestrator.idle()
+                cook_id = started[-1][0]
+                piece = await raw.find_one({"cookId": cook_id}, {"_id": 1})
+                assert piece is not None
+                started[-1] = (cook_id, piece["_id"])
+                complete_times.append(await timed(complete, 1))
+            timings["start a cook"] = statistics.median(start_times)
+            timings["complete a piece"] = statistics.median(complete_times)
+
+            everything = PieceQuery(collection_id=collection_id)
+
+            async def page(_: int) -> None:
+                await services.pieces.find_page(OWNER_P, everything, 50, None)
+
+            timings["list 50 pieces"] = await timed(page)
+
+            feed = services.feed
+            cook_id = started[-1][0]
+            follower = feed.follow(OWNER_P, cook_id, None)
+            await anext(follower)
+
+            async def event(_: int) -> None:
+                await services.events.append(cook_id, EventType.PIECE_REJECTED)
+                await feed.poll_once()
+                await anext(follower)
+
+            timings["one subscription event"] = await timed(event)
+            await follower.aclose()
+
+            async def insert(i: int) -> None:
+                await raw.insert_one({"_id": f"raw_{size}_{i}", "collectionId": "raw", "index": i})
+
+            async def by_id(i: int) -> None:
+                await raw.find_one({"_id": f"pc_{(i * 7919) % size or 1:032x}"})
+
+            async def sorted_page(_: int) -> None:
+                cursor = raw.find({"collectionId": collection_id}).sort("index", -1).limit(50)
+                await cursor.to_list()
+
+            timings["raw: insert one"] = await timed(insert)
+            timings["raw: find one by _id"] = await timed(by_id)
+            timings["raw: sorted page of 50"] = await timed(sorted_page)
+    return timings
+
+
+async def _external(call: ToolCall) -> Submitted:
+    return Submitted(run_id=f"run-{call.job_key}-{call.attempt}")
+
+
+def with_external_tool() -> None:
+    """A tool that leaves pieces in flight until the benchmark completes them."""
+    spec = ToolSpec("external", "bench: outcome from outside", _external)
+    if all(t.id != "external" for t in providers.BUILTIN_TOOLS):
+        providers.BUILTIN_TOOLS = (*providers.BUILTIN_TOOLS, spec)
+
+
+async def measure(sizes: list[int]) -> dict[int, Timings]:
+    with_external_tool()
+    return {size: await at_size(size) for size in sizes}
+
+
+def report(results: dict[int, Timings]) -> list[str]:
+    sizes = sorted(results)
+    names = list(results[sizes[0]])
+    rows = []
+    for name in names:
+        base = results[sizes[0]][name]
+        cells = [f"{results[s][name]:.2f} (x{results[s][name] / base:.2f})" for s in sizes]
+        rows.append([name, *cells])
+    return [
+        f"Median ms of {SAMPLES} samples with that many pieces stored, and the ratio to "
+        f"{sizes[0]:,} pieces.",
+        "",
+        *table(["operation", *[f"{s:,} pieces" for s in sizes]], rows),
+    ]
+
+
+if __name__ == "__main__":
+    print("\n".join(report(asyncio.run(measure([200, 1000])))))
