@@ -36,7 +36,7 @@ class Sizes:
 
 
 FULL = Sizes(1000, 3, 3, 5.0, 1000, 20, [1000, 10_000, 30_000], 10_000)
-QUICK = Sizes(60, 1, 1, 1.0, 50, 4, [200, 1000], 300)
+QUICK = Sizes(60, 1, 1, 1.0, 50, 4, [200, 1000], 120)
 POLL_SECONDS = 0.1
 PACKAGES = ("strawberry-graphql", "fastapi", "uvicorn", "pymongo", "mongoeco", "websockets")
 

@@ -114,6 +114,7 @@ async def at_size(size: int) -> Timings:
             timings["list 50 pieces"] = await timed(page)
 
             feed = services.feed
+            await start(0)  # a cook left running, to follow
             cook_id = started[-1][0]
             follower = feed.follow(OWNER_P, cook_id, None)
             await anext(follower)
@@ -127,7 +128,9 @@ async def at_size(size: int) -> Timings:
             await follower.aclose()
 
             async def insert(i: int) -> None:
-                await raw.insert_one({"_id": f"raw_{size}_{i}", "collectionId": "raw", "index": i})
+                key = f"raw_{size}_{i}"
+                doc = {"_id": key, "indexKey": key, "collectionId": "raw", "index": i}
+                await raw.insert_one(doc)
 
             async def by_id(i: int) -> None:
                 await raw.find_one({"_id": f"pc_{(i * 7919) % size or 1:032x}"})
