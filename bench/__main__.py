@@ -1,6 +1,6 @@
 """Every benchmark in one run, written to ``bench/RESULTS.md``.
 
-    .venv/bin/python -m bench                 # full sizes (about 15 minutes on 2 cores)
+    .venv/bin/python -m bench                 # full sizes (about 35 minutes on 2 cores)
     .venv/bin/python -m bench --quick --out /tmp/RESULTS.md    # small sizes (CI runs this)
 
 Each figure is a ratio to a baseline measured in the same run, with the median and range of
@@ -33,10 +33,11 @@ class Sizes:
     event_pieces: int
     growth: list[int]
     memory_pieces: int
+    memory_seconds: float
 
 
-FULL = Sizes(1000, 3, 3, 5.0, 1000, 20, [1000, 10_000, 30_000], 10_000)
-QUICK = Sizes(60, 1, 1, 1.0, 50, 4, [200, 1000], 120)
+FULL = Sizes(1000, 3, 3, 5.0, 1000, 20, [1000, 10_000, 30_000], 10_000, 240)
+QUICK = Sizes(60, 1, 1, 1.0, 50, 4, [200, 1000], 10_000, 12)
 POLL_SECONDS = 0.1
 PACKAGES = ("strawberry-graphql", "fastapi", "uvicorn", "pymongo", "mongoeco", "websockets")
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     section("3. Event delivery", progress_latency.report(events, POLL_SECONDS))
     grown = asyncio.run(growth.measure(sizes.growth))
     section("4. Growth", growth.report(grown))
-    samples = memory.measure(sizes.memory_pieces)
+    samples = memory.measure(sizes.memory_pieces, sizes.memory_seconds)
     section("5. Memory", memory.report(samples, sizes.memory_pieces))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")

@@ -25,7 +25,7 @@ from orchestration.tools import Submitted, ToolCall, ToolSpec
 from tests.api import OWNER, Api, collection_input
 
 OWNER_P = Principal(AccountId(OWNER))
-SAMPLES = 15
+SAMPLES = 9
 Timings = dict[str, float]
 
 
