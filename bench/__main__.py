@@ -29,6 +29,7 @@ class Sizes:
     cook_runs: int
     api_rounds: int
     api_seconds: float
+    api_pieces: int
     subscribers: int
     event_pieces: int
     growth: list[int]
@@ -36,8 +37,8 @@ class Sizes:
     memory_seconds: float
 
 
-FULL = Sizes(1000, 3, 3, 5.0, 1000, 20, [1000, 10_000, 30_000], 10_000, 240)
-QUICK = Sizes(60, 1, 1, 1.0, 50, 4, [200, 1000], 10_000, 12)
+FULL = Sizes(1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000], 10_000, 240)
+QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10)
 POLL_SECONDS = 0.1
 PACKAGES = ("strawberry-graphql", "fastapi", "uvicorn", "pymongo", "mongoeco", "websockets")
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
     section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
-    api = api_overhead.measure(sizes.api_rounds, sizes.api_seconds)
+    api = api_overhead.measure(sizes.api_rounds, sizes.api_seconds, sizes.api_pieces)
     section("2. API overhead", api_overhead.report(api, sizes.api_rounds, sizes.api_seconds))
     events = progress_latency.measure_all(sizes.subscribers, sizes.event_pieces, 150, POLL_SECONDS)
     section("3. Event delivery", progress_latency.report(events, POLL_SECONDS))

@@ -72,7 +72,10 @@ async def at_size(size: int) -> Timings:
             services = api.app.state.runtime.services
             orchestrator = services.orchestrator
             spec = collection_input(
-                totalSupply=100_000, generator={"toolId": "external"}, template={"p": "[[Animal]]"}
+                totalSupply=100_000,
+                generator={"toolId": "external"},
+                template={"p": "[[Animal]]"},
+                traitTree=[{"manual": {"name": "Animal", "traits": [{"name": "Cat"}]}}],
             )
             made = await api.data(
                 "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }",

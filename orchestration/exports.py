@@ -13,11 +13,9 @@ processes must share that directory).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from auth.principal import Principal
 from orchestration import clock
 from orchestration.assets import MissingAsset, asset_of
+from orchestration.background import Background
 from orchestration.collections import CollectionStore
 from orchestration.cooks import CookStore
 from orchestration.engine import Config
@@ -105,7 +104,7 @@ class Exporter:
         self.directory = directory
         self._lease = timedelta(seconds=lease_seconds)
         self._tick_seconds = tick_seconds
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(log)
 
     @staticmethod
     def indexes() -> list[IndexModel]:
@@ -197,7 +196,7 @@ class Exporter:
 
     def kick(self) -> None:
         """Work on pending exports soon, in this process."""
-        self._spawn(self.tick())
+        self._background.spawn(self.tick())
 
     async def run(self) -> None:
         """Claim and build exports forever (started by the app's lifespan)."""
@@ -346,21 +345,11 @@ class Exporter:
         )
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._background.stop()
 
     async def idle(self) -> None:
         """Wait until this process has no export work in hand (for tests)."""
-        while pending := [t for t in self._tasks if not t.done()]:
-            await asyncio.wait(pending)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._background.idle()
 
 
 class _LostLease(Exception):

@@ -10,11 +10,10 @@ tick finds every running cook, due retry and expired lease in the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from auth.principal import Principal
 from orchestration import clock
+from orchestration.background import Background
 from orchestration.casts import CastStatus, CastStore
 from orchestration.collections import CollectionSpec, CollectionStore, GeneratorKind
 from orchestration.cooks import ACTIVE, Cook, CookRequest, CookStatus, CookStore
@@ -108,7 +108,7 @@ class Orchestrator:
         self.runs = generators.runs
         self.casts = generators.casts
         self.deliveries = generators.deliveries
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(log)
         self._filling: dict[str, bool] = {}  # cook id -> another pass wanted (a hint only)
 
     # --- user operations ----------------------------------------------------------------
@@ -322,7 +322,7 @@ class Orchestrator:
             self._filling[cook_id] = True
             return
         self._filling[cook_id] = False
-        self._spawn(self._fill_repeatedly(cook_id))
+        self._background.spawn(self._fill_repeatedly(cook_id))
 
     async def _fill_repeatedly(self, cook_id: str) -> None:
         try:
@@ -352,7 +352,7 @@ class Orchestrator:
                 continue  # another process took that slot or seat first: look again
             if piece is None:
                 return
-            self._spawn(self._attempt(cook, piece))
+            self._background.spawn(self._attempt(cook, piece))
 
     async def _new_piece(self, cook: Cook, slot: int) -> Piece | None:
         live = await self.pieces.count_live(cook.id)
@@ -723,28 +723,11 @@ class Orchestrator:
 
     async def stop(self) -> None:
         """Stop in-process work. In-flight pieces keep their leases and are taken over later."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._background.stop()
 
     async def idle(self) -> None:
-        """Wait until this process has no work in hand (for tests). Waits on unfinished tasks
-        only: a finished task leaves the set in a later loop iteration, and a fill may spawn
-        more work while it is being awaited."""
-        while pending := [t for t in self._tasks if not t.done()]:
-            await asyncio.wait(pending)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
+        """Wait until this process has no work in hand (for tests)."""
+        await self._background.idle()
 
 
 def _ms_since(began: float) -> int:

@@ -1,0 +1,43 @@
+"""Work a process does in the background: it only makes things happen sooner.
+
+Nothing here is authoritative: a task lost with its process is found again in the database by
+the next tick of any process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+
+class Background:
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("background task failed", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        """Cancel every task and wait for each to finish its ``finally`` blocks."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def idle(self) -> None:
+        """Wait until no task is left (for tests). Waits on unfinished tasks only: a finished
+        task leaves the set in a later loop iteration, and a task may spawn more meanwhile."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.wait(pending)
