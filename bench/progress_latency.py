@@ -53,6 +53,17 @@ class Tally:
     connected: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
+    # per subscriber: the snapshot's seq, and the seqs received after it
+    followed: list[tuple[int, list[int]]] = field(default_factory=list)
+
+    def lost(self) -> int:
+        """Events a subscriber should have received (every seq after its snapshot, up to the
+        last) but did not, or received out of order or twice, over all subscribers."""
+        last = max(self.seen, default=0)
+        return sum(
+            0 if received == list(range(first + 1, last + 1)) else max(1, last - len(received))
+            for first, received in self.followed
+        )
 
 
 async def subscriber(url: str, token: str, cook_id: str, tally: Tally) -> None:
@@ -65,6 +76,9 @@ async def subscriber(url: str, token: str, cook_id: str, tally: Tally) -> None:
         snapshot = json.loads(await ws.recv())
         if snapshot["type"] != "next":
             raise RuntimeError(snapshot)
+        first = snapshot["payload"]["data"]["cookProgress"]["seq"]
+        received: list[int] = []
+        tally.followed.append((first, received))
         tally.connected += 1
         if tally.connected >= tally.expected:
             tally.ready.set()
@@ -80,6 +94,7 @@ async def subscriber(url: str, token: str, cook_id: str, tally: Tally) -> None:
                 written = datetime.fromisoformat(event["at"]).timestamp()
                 tally.latencies_ms.append((now - written) * 1000)
                 tally.seen.append(event["seq"])
+                received.append(event["seq"])
 
 
 def start_paused_cook(base: str, token: str, pieces: int, latency_ms: int) -> str:
@@ -116,7 +131,7 @@ async def measure(base: str, token: str, subscribers: int, pieces: int, latency_
     await asyncio.to_thread(gql, base, token, resume, {"id": cook_id})
     await asyncio.wait_for(asyncio.gather(*tasks), 600)
     events = len(set(tally.seen))
-    return Run(subscribers, events, tally.latencies_ms, lost=events * subscribers - len(tally.seen))
+    return Run(subscribers, events, tally.latencies_ms, lost=tally.lost())
 
 
 def report(runs: list[Run], poll: float) -> list[str]:
