@@ -6,18 +6,15 @@ import contextlib
 import statistics
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from auth.dev_keys import ensure_dev_keys, mint_token
-from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
-from tests.api import OWNER, Api
+from tests.api import OWNER
 
 Row = dict[str, Any]
 
@@ -69,15 +66,6 @@ def bench_settings(uri: str, root: Path, **overrides: Any) -> Settings:
         operation_rate_limits={"startCook": unlimited, "createCollection": unlimited},
         **overrides,
     )
-
-
-@contextlib.asynccontextmanager
-async def app_in_process(settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
-            yield Api(client, settings, app)
 
 
 def owner_token(data_dir: Path) -> str:

@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from auth.principal import Principal
-from bench.common import app_in_process, bench_settings, embedded, table
+from bench.common import bench_settings, embedded, table
 from orchestration import providers
 from orchestration.cooks import CookRequest
 from orchestration.events import EventType
 from orchestration.ids import AccountId
 from orchestration.pieces import PieceQuery, Success
 from orchestration.tools import Submitted, ToolCall, ToolSpec
-from tests.api import OWNER, Api, collection_input
+from tests.api import OWNER, Api, collection_input, running_app
 
 OWNER_P = Principal(AccountId(OWNER))
 SAMPLES = 9
@@ -68,7 +68,7 @@ async def fill(api: Api, collection_id: str, size: int) -> None:
 async def at_size(size: int) -> Timings:
     with embedded() as (db, root):
         settings = bench_settings(db.uri, root, scheduler=False)
-        async with app_in_process(settings) as api:
+        async with running_app(settings) as api:
             services = api.app.state.runtime.services
             orchestrator = services.orchestrator
             spec = collection_input(

@@ -23,10 +23,10 @@ from pymongo import monitoring
 from pymongo.errors import OperationFailure
 
 from auth.principal import Principal
-from bench.common import Spread, app_in_process, bench_settings, embedded, table
+from bench.common import Spread, bench_settings, embedded, table
 from orchestration.cooks import CookRequest
 from orchestration.ids import AccountId
-from tests.api import OWNER, collection_input
+from tests.api import OWNER, collection_input, running_app
 
 SKIP_KEYS = {"lsid", "$clusterTime", "$db", "txnNumber", "$readPreference", "signature"}
 REPLAY_PER_NAME = 60
@@ -72,7 +72,7 @@ class Run:
 async def one_cook(pieces: int) -> Run:
     with embedded() as (db, root):
         settings = bench_settings(db.uri, root, tick_seconds=0.05, max_concurrent_cap=32)
-        async with app_in_process(settings) as api:
+        async with running_app(settings) as api:
             services = api.app.state.runtime.services
             owner = Principal(AccountId(OWNER))
             spec = collection_input(

@@ -195,8 +195,9 @@ async def cook_progress(
     after_seq: Annotated[
         int | None,
         strawberry.argument(
-            description="The last `seq` you received: events after it are sent, from the log, "
-            "with none missing or repeated. Omit it to get only what happens from now on."
+            description="The last `seq` you received (0 to the cook's latest `seq`): events "
+            "after it are sent, from the log, with none missing or repeated. Omit it to get "
+            "only what happens from now on."
         ),
     ] = None,
 ) -> AsyncGenerator[CookProgress]:

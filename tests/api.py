@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from auth.dev_keys import DevKeyPair, ensure_dev_keys, mint_token
+from service.app import create_app
 from service.settings import Settings
 
 OWNER = "alice"
@@ -243,3 +246,14 @@ async def wait_for_export(api: Api, export_id: str, within: float = 30.0) -> dic
         if time.monotonic() > deadline:
             raise AssertionError(f"export did not finish in {within}s: {job}")
         await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[Api]:
+    """One API process's lifetime, in process: its lifespan (and background workers) start,
+    a client calls it over ASGI, and it all ends. The database is left as it is."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
+            yield Api(client, settings, app)

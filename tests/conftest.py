@@ -11,17 +11,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pymongo.errors import InvalidOperation
 
 from orchestration import providers
 from orchestration.tools import Submitted, ToolCall, ToolSpec
 from schema.rate_limits import OPERATION_LIMITS
-from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
-from tests.api import Api
+from tests.api import Api, running_app
 from tests.fake_providers import FakeProvider, fake_provider, providers_json
 
 # The suite polls and races far faster than any client should; tests of the limits themselves
@@ -69,16 +67,14 @@ def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Api]:
     """The app on ``settings``, through its lifespan, with a client; its database dropped after."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
-            yield Api(client, settings, app)
-        await app.state.runtime.services.orchestrator.stop()
+    async with running_app(settings) as api:
+        yield api
+        runtime = api.app.state.runtime
+        await runtime.services.orchestrator.stop()
         # Keep the server as small as one deployment's: mongoeco's per-operation catalog
         # work grows with the number of databases and indexes in its file.
         with contextlib.suppress(InvalidOperation):  # a test may have closed the client
-            await app.state.runtime.client.drop_database(settings.db_name)
+            await runtime.client.drop_database(settings.db_name)
 
 
 @pytest.fixture

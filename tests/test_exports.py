@@ -3,12 +3,10 @@ the download's authorization, and an export resumed after a restart."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +14,13 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from orchestration import clock
-from service.app import create_app
 from service.settings import Settings
 from tests.api import (
     ADMIN,
     OWNER,
     STRANGER,
     Api,
+    running_app,
     start_cook,
     start_export,
     wait_for_cook,
@@ -198,23 +196,13 @@ async def test_only_the_owner_and_admins_download_and_others_see_a_missing_expor
     assert bad.status_code == 401
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Api]:
-    """One API process's lifetime: its lifespan (and background workers) start and end."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:
-            yield Api(client, settings, app)
-
-
 async def test_an_export_left_behind_by_a_crashed_process_is_finished_after_a_restart(
     settings: Settings,
 ) -> None:
     """A worker that died mid-export leaves the job running under an expired lease (and half
     an archive); a job whose process died before any worker saw it stays pending. A new
     process finishes both, with the same archive the first run made."""
-    async with running(settings) as api:
+    async with running_app(settings) as api:
         collection, _ = await reviewed_collection(api)
         job = await wait_for_export(api, (await start_export(api, collection["id"]))["id"])
         original = (await download(api, job)).content
@@ -231,7 +219,7 @@ async def test_an_export_left_behind_by_a_crashed_process_is_finished_after_a_re
             {"_id": job["id"]},
             {"$set": left, "$unset": {"finishedAt": "", "sizeBytes": "", "provenanceHash": ""}},
         )
-        async with running(settings) as restarted:
+        async with running_app(settings) as restarted:
             resumed = await wait_for_export(restarted, job["id"])
             assert resumed["status"] == "COMPLETED", resumed
             assert resumed["provenanceHash"] == job["provenanceHash"]
