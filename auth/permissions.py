@@ -6,7 +6,7 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
-from orchestration.errors import Forbidden
+from domain.errors import Forbidden
 from schema.context import Info
 
 

@@ -20,9 +20,9 @@ import jwt
 from jwt import PyJWKClient
 from jwt.types import Options
 
-from auth.principal import Principal
-from orchestration.errors import Unauthenticated
-from orchestration.ids import parse_account_id
+from domain.errors import Unauthenticated
+from domain.ids import parse_account_id
+from domain.principal import Principal
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 MAX_TOKEN_LENGTH = 8192

@@ -14,12 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from auth.principal import Principal
 from bench.common import bench_settings, embedded, table
+from domain.ids import AccountId
+from domain.principal import Principal
 from orchestration import providers
 from orchestration.cooks import CookRequest
 from orchestration.events import EventType
-from orchestration.ids import AccountId
 from orchestration.pieces import PieceQuery, Success
 from orchestration.tools import Submitted, ToolCall, ToolSpec
 from tests.api import OWNER, Api, collection_input, running_app

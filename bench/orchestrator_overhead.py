@@ -22,10 +22,10 @@ from typing import Any
 from pymongo import monitoring
 from pymongo.errors import OperationFailure
 
-from auth.principal import Principal
 from bench.common import Spread, bench_settings, embedded, table
+from domain.ids import AccountId
+from domain.principal import Principal
 from orchestration.cooks import CookRequest
-from orchestration.ids import AccountId
 from tests.api import OWNER, collection_input, running_app
 
 SKIP_KEYS = {"lsid", "$clusterTime", "$db", "txnNumber", "$readPreference", "signature"}

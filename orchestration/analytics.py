@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from auth.principal import Principal
+from domain.principal import Principal
 from orchestration.collections import CollectionStore
 from orchestration.pieces import EXCLUDED, PieceStatus, PieceStore, Review
 from orchestration.traits import ManualCategory

@@ -16,9 +16,9 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from auth.principal import Principal
+from domain.ids import new_id
+from domain.principal import Principal
 from orchestration import clock
-from orchestration.ids import new_id
 from orchestration.pieces import Piece
 from orchestration.scope import owned
 from orchestration.spells import Step

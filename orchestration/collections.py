@@ -12,10 +12,10 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from auth.principal import Principal
+from domain.errors import BadUserInput, Conflict, NotFound, Problem
+from domain.ids import AccountId, new_id, parse_entity_id
+from domain.principal import Principal
 from orchestration import clock
-from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
-from orchestration.ids import AccountId, new_id, parse_entity_id
 from orchestration.pagination import Page, newest_first
 from orchestration.scope import owned
 from orchestration.spells import ID_PREFIX as SPELL_PREFIX

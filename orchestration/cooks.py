@@ -17,13 +17,13 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from auth.principal import Principal
+from domain.errors import Conflict, NotFound, Problem
+from domain.ids import AccountId, new_id
+from domain.principal import Principal
 from orchestration import clock
 from orchestration.collections import Collection, Generator, GeneratorKind
 from orchestration.engine import Config
-from orchestration.errors import Conflict, NotFound, Problem
 from orchestration.events import EventLog, EventType
-from orchestration.ids import AccountId, new_id
 from orchestration.pagination import Page, newest_first
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
 from orchestration.scope import owned

@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from domain.errors import Problem
 from orchestration.assets import Asset
-from orchestration.errors import Problem
 from orchestration.pieces import Piece
 from orchestration.policy import SEED_BOUND
 from orchestration.tools import render_text

@@ -26,16 +26,16 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from auth.principal import Principal
+from domain.errors import BadUserInput, Conflict, NotFound
+from domain.ids import AccountId, new_id
+from domain.principal import Principal
 from orchestration import clock
 from orchestration.assets import MissingAsset, asset_of
 from orchestration.background import Background
 from orchestration.collections import CollectionStore
 from orchestration.cooks import CookStore
 from orchestration.engine import Config
-from orchestration.errors import BadUserInput, Conflict, NotFound
 from orchestration.export_archive import ArchiveWriter, CollectionInfo, ExportOptions, numbered
-from orchestration.ids import AccountId, new_id
 from orchestration.media import MediaStore
 from orchestration.pagination import Page, newest_first
 from orchestration.pieces import PieceStore

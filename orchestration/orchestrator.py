@@ -20,7 +20,8 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from auth.principal import Principal
+from domain.errors import BadUserInput, Conflict, NotFound, Problem
+from domain.principal import Principal
 from orchestration import clock
 from orchestration.background import Background
 from orchestration.casts import CastStatus, CastStore
@@ -36,7 +37,6 @@ from orchestration.engine import (
     draw,
     unique_capacity,
 )
-from orchestration.errors import BadUserInput, Conflict, NotFound, Problem
 from orchestration.events import EventLog, EventType
 from orchestration.pieces import (
     Failure,

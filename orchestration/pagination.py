@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from orchestration.errors import BadUserInput
+from domain.errors import BadUserInput
 
 MAX_PAGE = 100
 

@@ -33,11 +33,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from auth.principal import Principal
+from domain.errors import BadUserInput
+from domain.ids import AccountId, new_id
+from domain.principal import Principal
 from orchestration import clock
 from orchestration.engine import ChosenTrait, Draw
-from orchestration.errors import BadUserInput
-from orchestration.ids import AccountId, new_id
 from orchestration.pagination import Page, check_first
 from orchestration.policy import CookPolicy
 from orchestration.scope import owned

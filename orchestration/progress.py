@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from pymongo.errors import PyMongoError
 
-from auth.principal import Principal
+from domain.errors import BadUserInput
+from domain.principal import Principal
 from orchestration.cooks import CookHead, CookStore
-from orchestration.errors import BadUserInput
 from orchestration.events import MAX_EVENTS_PAGE, Event, EventLog
 from orchestration.pieces import CookNumbers, PieceStore
 from orchestration.single_flight import SingleFlight

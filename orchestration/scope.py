@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth.principal import Principal
+from domain.principal import Principal
 
 
 def owned(principal: Principal, query: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from orchestration.errors import Problem
+from domain.errors import Problem
 
 MAX_TEMPLATE_BYTES = 64 * 1024
 MAX_TEMPLATE_DEPTH = 16

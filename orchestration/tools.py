@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from orchestration.errors import Problem
+from domain.errors import Problem
 
 MAX_TEST_LATENCY_MS = 60_000
 MAX_TEST_DUPLICATES = 5

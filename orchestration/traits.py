@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestration.errors import BadUserInput, Problem
+from domain.errors import BadUserInput, Problem
 
 MAX_CATEGORIES = 50
 MAX_TRAITS_PER_CATEGORY = 500

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import strawberry
 
-from orchestration.errors import BadUserInput
+from domain.errors import BadUserInput
 from orchestration.events import MAX_EVENTS_PAGE
 from orchestration.pagination import MAX_PAGE, check_first
 from resolvers.cooks import COOK_ID, parse_cook_id

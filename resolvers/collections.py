@@ -7,8 +7,8 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
+from domain.ids import parse_entity_id
 from orchestration import collections as domain
-from orchestration.ids import parse_entity_id
 from orchestration.pagination import MAX_PAGE
 from orchestration.traits import (
     MAX_CATEGORIES,

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import strawberry
 
+from domain.errors import BadUserInput
+from domain.ids import parse_entity_id
 from orchestration import collections as collection_domain
 from orchestration import cooks as cook_domain
 from orchestration import pieces as piece_domain
 from orchestration.cooks import CookRequest
-from orchestration.errors import BadUserInput
-from orchestration.ids import parse_entity_id
 from orchestration.orchestrator import MAX_PREVIEW, MAX_REVIEW_DECISIONS, Decision
 from orchestration.pagination import MAX_PAGE
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND

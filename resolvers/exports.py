@@ -6,9 +6,9 @@ from typing import Annotated
 
 import strawberry
 
+from domain.ids import parse_entity_id
 from orchestration import exports as export_domain
 from orchestration.analytics import collection_analytics as compute_analytics
-from orchestration.ids import parse_entity_id
 from orchestration.pagination import MAX_PAGE
 from resolvers.cooks import COLLECTION_ID, _collection_id
 from schema.context import Info

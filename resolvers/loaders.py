@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from strawberry.dataloader import DataLoader
 
-from auth.principal import Principal
+from domain.principal import Principal
 from orchestration.events import Event
 from orchestration.pieces import CookNumbers, Piece
 from orchestration.services import Services

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import strawberry
 
+from domain.errors import NotFound
+from domain.ids import parse_entity_id
 from orchestration import cooks as cook_domain
 from orchestration import pieces as piece_domain
-from orchestration.errors import NotFound
-from orchestration.ids import parse_entity_id
 from orchestration.orchestrator import MAX_REVIEW_DECISIONS
 from orchestration.pagination import MAX_PAGE
 from resolvers.cooks import COLLECTION_ID, _collection_id

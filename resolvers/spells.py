@@ -6,8 +6,8 @@ from typing import Annotated
 
 import strawberry
 
+from domain.ids import parse_entity_id
 from orchestration import spells as domain
-from orchestration.ids import parse_entity_id
 from orchestration.pagination import MAX_PAGE
 from schema.context import Info
 from schema.spell_types import Spell, SpellConnection, SpellInput

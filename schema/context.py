@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import strawberry
 from strawberry.fastapi import BaseContext
 
-from auth.principal import Principal
-from orchestration.errors import Unauthenticated
+from domain.errors import Unauthenticated
+from domain.principal import Principal
 from orchestration.services import Services
 from resolvers.loaders import Loaders
 

@@ -10,12 +10,12 @@ from typing import Annotated, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from domain.errors import BadUserInput
 from orchestration import cooks as cook_domain
 from orchestration import engine
 from orchestration import events as event_domain
 from orchestration import pieces as piece_domain
 from orchestration import progress as progress_domain
-from orchestration.errors import BadUserInput
 from orchestration.events import MAX_EVENTS_PAGE
 from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
 from schema.context import Info

@@ -9,7 +9,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
-from orchestration.errors import CookError, ErrorCode
+from domain.errors import CookError, ErrorCode
 
 log = logging.getLogger("cook.errors")
 

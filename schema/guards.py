@@ -31,7 +31,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
-from orchestration.errors import CookError, Forbidden, RateLimited, Unauthenticated
+from domain.errors import CookError, Forbidden, RateLimited, Unauthenticated
 from schema.query_cost import CostReport, QueryLimits, cost_rule
 from schema.rate_limits import OperationLimiter, caller_key
 

@@ -40,7 +40,7 @@ from graphql.pyutils import Undefined
 from graphql.utilities import get_operation_ast
 from graphql.validation import ValidationContext, ValidationRule
 
-from orchestration.errors import CookError, ErrorCode
+from domain.errors import CookError, ErrorCode
 from orchestration.pagination import MAX_PAGE
 from orchestration.policy import MAX_ATTEMPTS
 from orchestration.providers import MAX_OUTPUTS

@@ -24,7 +24,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
-from orchestration.errors import RateLimited
+from domain.errors import RateLimited
 
 log = logging.getLogger("cook.rate_limits")
 

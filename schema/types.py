@@ -9,7 +9,7 @@ from typing import cast
 import strawberry
 from strawberry.scalars import JSON
 
-from auth.principal import Principal
+from domain.principal import Principal
 from orchestration import collections as domain
 from orchestration import tools as tool_domain
 from orchestration import traits

@@ -47,7 +47,7 @@ def _db(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     from auth.dev_keys import ensure_dev_keys, mint_token
-    from orchestration.ids import parse_account_id
+    from domain.ids import parse_account_id
 
     settings = Settings()
     if not settings.is_development:

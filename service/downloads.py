@@ -10,7 +10,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from orchestration.errors import NotFound, Unauthenticated
+from domain.errors import NotFound, Unauthenticated
 from orchestration.exports import ID_PREFIX, ExportStatus
 from service.runtime import caller, runtime_of
 

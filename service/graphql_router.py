@@ -25,8 +25,8 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from auth.principal import Principal
 from auth.tokens import TokenVerifier, identify
+from domain.principal import Principal
 from orchestration import clock
 from schema.context import Context
 from service.http_limits import client_address

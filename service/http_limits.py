@@ -17,7 +17,7 @@ from slowapi.errors import RateLimitExceeded
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
-from orchestration.errors import ErrorCode
+from domain.errors import ErrorCode
 from schema.rate_limits import caller_key
 from service.settings import Settings
 

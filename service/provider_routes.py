@@ -8,9 +8,9 @@ import logging
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
+from domain.errors import BadUserInput, Unauthenticated
+from domain.ids import parse_entity_id
 from orchestration import pieces as piece_domain
-from orchestration.errors import BadUserInput, Unauthenticated
-from orchestration.ids import parse_entity_id
 from orchestration.services import Services
 from orchestration.webhooks import MAX_BODY_BYTES, Refused, verify
 from service.runtime import caller

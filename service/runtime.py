@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import Request
 from pymongo import AsyncMongoClient
 
-from auth.principal import Principal
 from auth.tokens import TokenVerifier
-from orchestration.errors import Unauthenticated
+from domain.errors import Unauthenticated
+from domain.principal import Principal
 from orchestration.services import Services
 from service.settings import Settings
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from jwt.algorithms import ECAlgorithm
 
-from orchestration.errors import Unauthenticated
+from domain.errors import Unauthenticated
 from service.identity import build_verifier
 from service.settings import Settings
 

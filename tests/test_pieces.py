@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from auth.principal import Principal
-from orchestration.ids import AccountId
+from domain.ids import AccountId
+from domain.principal import Principal
 from orchestration.pieces import Listing, PieceOrder, PieceQuery, PieceStatus, Review, listing
 from tests.api import ADMIN, OWNER, STRANGER, Api, start_cook, wait_for_cook
 

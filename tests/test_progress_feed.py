@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from auth.principal import Principal
+from domain.ids import AccountId
+from domain.principal import Principal
 from orchestration import progress
 from orchestration.events import EventType
-from orchestration.ids import AccountId
 from orchestration.progress import Progress, ProgressFeed
 from orchestration.services import Services
 from tests.api import OWNER, Api, start_cook, with_test_tool

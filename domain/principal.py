@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestration.ids import AccountId
+from domain.ids import AccountId
 
 ADMIN_ROLE = "admin"
 

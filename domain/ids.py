@@ -10,7 +10,7 @@ import re
 import uuid
 from typing import NewType
 
-from orchestration.errors import BadUserInput
+from domain.errors import BadUserInput
 
 AccountId = NewType("AccountId", str)
 
