@@ -16,11 +16,13 @@
   const token = sessionStorage.getItem("cook.token");
   const headers = JSON.stringify({ Authorization: `Bearer ${token || "<paste a token from `cook token --sub alice`>"}` }, null, 2);
   const fetcher = GraphiQL.createFetcher({ url: "/graphql" });
+  const defaultQuery = "# Run with Ctrl-Enter; the schema came from /graphql/schema.graphql\nquery Me {\n  viewer { id roles }\n}\n";
   ReactDOM.createRoot(root).render(
     React.createElement(GraphiQL, {
       fetcher,
       schema,
       defaultHeaders: headers,
+      defaultQuery,
       shouldPersistHeaders: false,
       isHeadersEditorEnabled: true,
       defaultEditorToolsVisibility: "headers",
