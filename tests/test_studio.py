@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.fake_providers import fake_provider, providers_json
 from tests.processes import api_process, gql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,25 +71,33 @@ def chromium_or_skip() -> str:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`cook serve` with a data directory of its own, and the token its banner's command mints
-    when run as printed from another directory."""
+    """`cook serve` with a data directory of its own and the fake providers (for images), and
+    the token its banner's command mints."""
     log = tmp_path / "serve.log"
-    with api_process({"COOK_TICK_SECONDS": "0.1"}, tmp_path / "data", log) as base:
-        banner = log.read_text()
-        command = re.search(r"A token:\s+(.+?)\s{3}\(add --admin", banner)
-        assert command, banner
-        elsewhere = tmp_path / "elsewhere"
-        elsewhere.mkdir()
-        minted = subprocess.run(
-            ["bash", "-c", command.group(1)],
-            cwd=elsewhere,
-            capture_output=True,
-            text=True,
-            check=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("COOK_")},
-        )
-        assert not (elsewhere / ".cook-data").exists()
-        yield base, minted.stdout.strip()
+    with fake_provider() as fake:
+        fake.auto_finish = True
+        env = {"COOK_TICK_SECONDS": "0.1", "COOK_PROVIDERS": providers_json(fake)}
+        with api_process(env, tmp_path / "data", log) as base:
+            yield base, _minted(log, tmp_path)
+
+
+def _minted(log: Path, tmp_path: Path) -> str:
+    """Run the banner's token command verbatim, from another directory, with no COOK_ settings."""
+    banner = log.read_text()
+    command = re.search(r"A token:\s+(.+?)\s{3}\(add --admin", banner)
+    assert command, banner
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    minted = subprocess.run(
+        ["bash", "-c", command.group(1)],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("COOK_")},
+    )
+    assert not (elsewhere / ".cook-data").exists()
+    return minted.stdout.strip()
 
 
 class Studio:
@@ -125,6 +134,10 @@ class Studio:
             "axe.run(document, {runOnly: {type: 'tag', values: "
             "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})"
         )
+        positive = self.page.evaluate(
+            "[...document.querySelectorAll('[tabindex]')].filter(e => e.tabIndex > 0).length"
+        )
+        assert positive == 0, f"{view}: focus order follows the document, no positive tabindex"
         bad = [
             f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
             for v in result["violations"]
@@ -137,12 +150,15 @@ class Studio:
         return text.strip()
 
 
+@pytest.mark.slow
 def test_an_artist_signs_in_creates_previews_cooks_reviews_and_exports_in_the_studio(
     served: tuple[str, str], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     executable = chromium_or_skip()
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
     base, token = served
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
@@ -166,6 +182,20 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
     page.goto(f"{s.base}/studio")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     s.accessible("sign-in")
+    focused = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        focused.append(
+            page.evaluate("document.activeElement.textContent || document.activeElement.name")
+        )
+    assert focused == [
+        "Skip to content",
+        "Cook studio",
+        "Collections",
+        "GraphiQL",
+        "token",
+        "Sign in",
+    ], focused
     page.get_by_label("Token").fill("not-a-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#error .code")).to_have_text("UNAUTHENTICATED")
@@ -309,6 +339,44 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
     refusal = httpx_error(s, collection_id)
     expect(page.locator("#error .message")).to_contain_text(refusal)
     s.shot("error-shown")
+
+    # Images come through the authenticated media route, shown from blob URLs.
+    images = s.api(
+        "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }",
+        i={
+            "name": "Studio images",
+            "totalSupply": 10,
+            "generator": {"toolId": "comfy"},
+            "traitTreeFile": TREE_FILE,
+            "template": {"seed": "[[id]]"},
+        },
+    )["createCollection"]["id"]
+    image_cook = s.api(
+        "mutation($c: ID!) { startCook(collectionId: $c, count: 3) { id } }", c=images
+    )["startCook"]["id"]
+    page.goto(f"{s.base}/studio#/cooks/{image_cook}")
+    expect(page.locator("#cook-status")).to_have_text("completed", timeout=60_000)
+    page.get_by_role("link", name="Review pieces").click()
+    shown_images = page.locator("#gallery img")
+    expect(shown_images).to_have_count(3)
+    for i in range(3):
+        expect(shown_images.nth(i)).to_have_attribute("src", re.compile(r"^blob:"))
+    page.wait_for_function(
+        "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth)"
+    )
+    urls = [
+        o["url"]
+        for e in s.api(
+            "query($c: ID!) { pieces(collectionId: $c, first: 10) "
+            "{ edges { node { outputs { url } } } } }",
+            c=images,
+        )["pieces"]["edges"]
+        for o in e["node"]["outputs"]
+        if o["url"]
+    ]
+    assert len(urls) == 3
+    assert all(re.fullmatch(r"/media/pc_[0-9a-f]{32}/0", u) for u in urls), urls
+    s.shot("review-images")
 
     # GraphiQL (development) works offline and loads the schema for this ordinary token.
     page.goto(f"{s.base}/graphql")

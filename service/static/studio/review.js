@@ -111,7 +111,7 @@ export async function reviewView(view, cookId) {
       : h("span", { class: "text" }, text);
     if (image) media(body, image.url);
     const el = h("button", { type: "button", class: "tile", "data-piece": p.id, "data-index": p.index, onclick: () => select(i), onfocus: () => { if (selected !== i) select(i, false); } },
-      body, h("span", { class: "meta" }, h("span", {}, `#${p.index}`), h("span", { class: "state" })));
+      body, h("span", { class: "traits" }, p.traits.map((t) => t.name).join(" · ")), h("span", { class: "meta" }, h("span", {}, `#${p.index}`), h("span", { class: "state" })));
     return h("li", {}, el);
   };
 
