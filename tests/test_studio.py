@@ -300,6 +300,16 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
     )
     expect(tiles.nth(1).locator(".state")).to_have_text("rejected")
     expect(tiles.nth(1)).to_contain_text("in a")  # a text piece shows its text
+    # Paged: 8 per page, by index, the accepted ones only.
+    page.get_by_label("Per page").select_option("8")
+    page.get_by_label("Review").select_option("ACCEPTED")
+    expect(page.locator("#page-label")).to_have_text("Page 1: pieces #0 to #8")
+    expect(tiles).to_have_count(8)
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("#page-label")).to_have_text("Page 2: pieces #9 to #11")
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    page.get_by_role("button", name="Previous page").click()
+    expect(page.locator("#page-label")).to_have_text("Page 1: pieces #0 to #8")
     page.get_by_label("Review").select_option("REJECTED")
     expect(tiles).to_have_count(1)
     s.accessible("review")
@@ -339,6 +349,24 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
     refusal = httpx_error(s, collection_id)
     expect(page.locator("#error .message")).to_contain_text(refusal)
     s.shot("error-shown")
+
+    # Pause, resume and cancel a cook from its page; the API agrees at each step.
+    page.get_by_label("Pieces to make").fill("6")
+    page.get_by_label("At most in flight").fill("1")
+    page.get_by_role("button", name="Start cook").click()
+    expect(page.locator("#link-state")).to_have_text("live")
+    controlled = page.url.rsplit("/", 1)[1]
+    for button, status, api_status in [
+        ("Pause", "paused", {"PAUSED"}),
+        ("Resume", "running", {"RUNNING"}),
+        ("Cancel cook", "cancel", {"CANCELLING", "CANCELLED"}),
+    ]:
+        page.get_by_role("button", name=button).click()
+        expect(page.locator("#cook-status")).to_contain_text(status)
+        now = s.api("query($id: ID!) { cook(id: $id) { status } }", id=controlled)["cook"]
+        assert now["status"] in api_status, (button, now)
+    expect(page.locator("#cook-status")).to_have_text("cancelled", timeout=30_000)
+    s.shot("cook-cancelled")
 
     # Images come through the authenticated media route, shown from blob URLs.
     images = s.api(

@@ -2,7 +2,7 @@ import { fetchBlob, gql } from "./api.js";
 import { field, h, replace } from "./dom.js";
 import { act, onLeave, showError } from "./ui.js";
 
-const PAGE = 24;
+const PAGE_SIZES = [8, 24, 48, 96];
 const BATCH = 10; // decisions sent together through reviewPieces
 const IDLE_MS = 1500; // ...or this long after the last one
 const PIECES = `query Pieces($collectionId: ID!, $cookId: ID, $filter: PieceFilterInput, $first: Int!, $after: String) {
@@ -16,6 +16,7 @@ export async function reviewView(view, cookId) {
   const { cook } = await gql(`query ReviewCook($id: ID!) { cook(id: $id) { id collectionId status count } }`, { id: cookId });
   const statusFilter = h("select", { name: "status" }, ["", "COMPLETED", "RUNNING", "RETRYING", "FAILED", "CANCELLED"].map((s) => h("option", { value: s }, s ? s.toLowerCase() : "any status")));
   const reviewFilter = h("select", { name: "review" }, ["", "PENDING", "ACCEPTED", "REJECTED"].map((s) => h("option", { value: s }, s ? s.toLowerCase() : "any review")));
+  const pageSize = h("select", { name: "pageSize" }, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === 24 }, String(n))));
   const gallery = h("ul", { class: "gallery", id: "gallery", "aria-label": "Pieces" });
   const pageLabel = h("span", { id: "page-label" });
   const previousPage = h("button", { type: "button", class: "secondary", id: "previous-page" }, "Previous page");
@@ -115,12 +116,15 @@ export async function reviewView(view, cookId) {
     return h("li", {}, el);
   };
 
+  let loads = 0; // only the latest load may show its page (filters can change mid-flight)
   const load = async () => {
+    const mine = ++loads;
     await flush();
     const filter = {};
     if (statusFilter.value) filter.status = [statusFilter.value];
     if (reviewFilter.value) filter.review = [reviewFilter.value];
-    const { pieces: found } = await gql(PIECES, { collectionId: cook.collectionId, cookId, filter, first: PAGE, after: cursors[page] });
+    const { pieces: found } = await gql(PIECES, { collectionId: cook.collectionId, cookId, filter, first: Number(pageSize.value), after: cursors[page] });
+    if (mine !== loads) return;
     for (const url of blobUrls.splice(0)) URL.revokeObjectURL(url);
     pieces = found.edges.map((e) => e.node);
     hasNext = found.pageInfo.hasNextPage;
@@ -134,11 +138,13 @@ export async function reviewView(view, cookId) {
     nextPage.disabled = !hasNext;
   };
 
-  const reload = (button) => act(button, load);
-  statusFilter.addEventListener("change", () => { cursors = [null]; page = 0; reload(null); });
-  reviewFilter.addEventListener("change", () => { cursors = [null]; page = 0; reload(null); });
-  previousPage.addEventListener("click", () => { page -= 1; reload(previousPage); });
-  nextPage.addEventListener("click", () => { page += 1; reload(nextPage); });
+  const reload = () => act(null, load); // load itself sets the pager buttons
+  statusFilter.addEventListener("change", () => { cursors = [null]; page = 0; reload(); });
+  reviewFilter.addEventListener("change", () => { cursors = [null]; page = 0; reload(); });
+  pageSize.addEventListener("change", () => { cursors = [null]; page = 0; reload(); });
+  const turn = (by) => { previousPage.disabled = nextPage.disabled = true; page += by; reload(); };
+  previousPage.addEventListener("click", () => turn(-1));
+  nextPage.addEventListener("click", () => turn(1));
   saveNow.addEventListener("click", () => act(saveNow, flush));
   accept.addEventListener("click", () => decide("ACCEPTED"));
   reject.addEventListener("click", () => decide("REJECTED"));
@@ -165,7 +171,7 @@ export async function reviewView(view, cookId) {
     h("h1", {}, "Review"),
     h("section", { class: "card", "aria-labelledby": "filters-heading" },
       h("h2", { id: "filters-heading" }, "Pieces of cook ", h("code", {}, cookId)),
-      h("div", { class: "row" }, field("Status", statusFilter), field("Review", reviewFilter),
+      h("div", { class: "row" }, field("Status", statusFilter), field("Review", reviewFilter), field("Per page", pageSize),
         h("div", { class: "pager" }, previousPage, pageLabel, nextPage)),
       h("p", { class: "keys" }, h("kbd", {}, "A"), " accept, ", h("kbd", {}, "R"), " reject, ", h("kbd", {}, "→"), " / ", h("kbd", {}, "J"), " next, ",
         h("kbd", {}, "←"), " / ", h("kbd", {}, "K"), ` previous. Decisions are saved in batches of ${BATCH} (or after a pause) through reviewPieces.`),
