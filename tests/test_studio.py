@@ -366,6 +366,10 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
         now = s.api("query($id: ID!) { cook(id: $id) { status } }", id=controlled)["cook"]
         assert now["status"] in api_status, (button, now)
     expect(page.locator("#cook-status")).to_have_text("cancelled", timeout=30_000)
+    expect(page.locator("#events li").last).to_have_text("cook_cancelled: cancelled by alice")
+    expect(page.locator("#link-state")).to_contain_text("ended")
+    for button in ("Pause", "Resume", "Cancel cook"):
+        expect(page.get_by_role("button", name=button)).to_be_disabled()
     s.shot("cook-cancelled")
 
     # Images come through the authenticated media route, shown from blob URLs.

@@ -50,15 +50,26 @@ export async function cookView(view, id) {
     bar.max = p.count;
     bar.value = Math.min(done, p.count);
     barLabel.textContent = `${done} of ${p.count} done: ${n.completed} made, ${n.accepted} accepted, ${n.rejected} rejected, ${n.pendingReview} awaiting review`;
-    pause.disabled = p.status !== "RUNNING";
-    resume.disabled = p.status !== "PAUSED";
-    cancel.disabled = !(p.status === "RUNNING" || p.status === "PAUSED");
+    setButtons(p.status);
   };
 
-  const control = (button, mutation) => button.addEventListener("click", () => act(button, async () => {
-    const data = await gql(`mutation Control($id: ID!) { ${mutation}(id: $id) { status } }`, { id });
-    replace(status, statusText(data[mutation].status));
-  }));
+  const setButtons = (state) => {
+    pause.disabled = state !== "RUNNING";
+    resume.disabled = state !== "PAUSED";
+    cancel.disabled = !(state === "RUNNING" || state === "PAUSED");
+  };
+  // The buttons follow the cook's status (the answer's, then the feed's), so they are not
+  // handed to act(), which would enable them again afterwards.
+  const control = (button, mutation) => button.addEventListener("click", () => {
+    button.disabled = true;
+    act(null, async () => {
+      const data = await gql(`mutation Control($id: ID!) { ${mutation}(id: $id) { status } }`, { id });
+      if (!ENDED.has(current.status)) {
+        current = { ...current, status: data[mutation].status };
+        replace(status, statusText(current.status));
+      }
+    }).finally(() => setButtons(current.status));
+  });
   control(pause, "pauseCook");
   control(resume, "resumeCook");
   control(cancel, "cancelCook");
@@ -67,7 +78,7 @@ export async function cookView(view, id) {
     h("p", {}, h("a", { href: `#/collections/${cook.collectionId}` }, "← Collection")),
     h("h1", {}, "Cook ", h("code", {}, cook.id)),
     h("section", { class: "card", "aria-labelledby": "progress-heading" },
-      h("h2", { id: "progress-heading" }, "Progress ", status),
+      h("h2", { id: "progress-heading" }, "Progress: ", status),
       h("p", { class: "hint" }, `${cook.count} pieces, at most ${cook.maxConcurrent} in flight, seed ${cook.seed}, fails at ${cook.maxFailures} failures.`, cook.reason ? ` ${cook.reason}` : ""),
       barLabel, bar,
       h("dl", { class: "numbers" }, number("done", "Done"), number("inFlight", "In flight"), number("retrying", "Retrying"),
