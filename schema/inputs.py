@@ -157,7 +157,8 @@ class CreateCollectionInput:
     trait_tree_file: JSON | None = strawberry.field(
         default=None,
         description='Instead of `traitTree`: the old system\'s trait tree file `{"categories": '
-        "[...]}`, read as `importTraitTree` reads it.",
+        "[...]}`, read as `importTraitTree` reads it, within the same bounds: at most "
+        f"{t.MAX_CATEGORIES} categories of 1 to {t.MAX_TRAITS_PER_CATEGORY} traits.",
     )
     # Optional rather than defaulting to {}: GraphQL cannot introspect an object default of a
     # custom scalar (graphql-core's ast_from_value refuses it), which broke GraphiQL's schema.
