@@ -315,8 +315,17 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
     s.accessible("review")
     s.shot("review-rejected-filter")
 
+    # The collections list shows what the API lists.
+    page.get_by_role("link", name="Collections", exact=True).click()
+    listed = s.api("{ collections { edges { node { name totalSupply } } } }")["collections"]
+    rows = page.locator("table tbody tr")
+    expect(rows).to_have_count(len(listed["edges"]))
+    for i, edge in enumerate(listed["edges"]):
+        expect(rows.nth(i).locator("td").nth(0)).to_have_text(edge["node"]["name"])
+        expect(rows.nth(i).locator("td").nth(1)).to_have_text(str(edge["node"]["totalSupply"]))
+
     # Export the accepted pieces, watch it finish, download it with the Bearer token.
-    page.goto(f"{s.base}/studio#/collections/{collection_id}")
+    page.get_by_role("link", name="Studio animals").click()
     page.get_by_role("button", name="Export accepted pieces").click()
     download_button = page.get_by_role("button", name="Download ZIP")
     expect(download_button).to_be_visible(timeout=30_000)
