@@ -60,10 +60,12 @@ TEMPLATE = {"prompt": "[[Animal]] in a [[Hat]], #[[id]]", "latencyMs": 300, "cos
 COUNT = 12
 
 
-def chromium_or_skip() -> str:
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium; checked before anything starts."""
     if Path(CHROMIUM).is_file():
         return CHROMIUM
-    reason = f"no chromium at {CHROMIUM} (apt-get install -y chromium; bin/setup does as root)"
+    reason = f"no chromium at {CHROMIUM} (apt-get install -y chromium; bin/test does, as root)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must run the browser test: {reason}")
     pytest.skip(reason)
@@ -152,16 +154,15 @@ class Studio:
 
 @pytest.mark.slow
 def test_an_artist_signs_in_creates_previews_cooks_reviews_and_exports_in_the_studio(
-    served: tuple[str, str], tmp_path: Path
+    chromium: str, served: tuple[str, str], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    executable = chromium_or_skip()
     for old in SCREENSHOTS.glob("*.png"):
         old.unlink()
     base, token = served
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         context = browser.new_context(
             viewport={"width": 1100, "height": 800}, accept_downloads=True
         )
