@@ -166,6 +166,14 @@ def test_an_artist_signs_in_creates_previews_cooks_reviews_and_exports_in_the_st
         context = browser.new_context(
             viewport={"width": 1100, "height": 800}, accept_downloads=True
         )
+        outside: list[str] = []
+
+        def refuse(route: Any) -> None:
+            outside.append(route.request.url)
+            route.abort()
+
+        # Nothing may be fetched from anywhere but Cook (the CSP forbids it too).
+        context.route(lambda url: not url.startswith(f"{base}/"), refuse)
         page = context.new_page()
         page.set_default_timeout(15_000)
         studio = Studio(page, base, token)
@@ -174,6 +182,7 @@ def test_an_artist_signs_in_creates_previews_cooks_reviews_and_exports_in_the_st
         finally:
             context.close()
             browser.close()
+    assert outside == [], "the studio and GraphiQL need no network beyond Cook"
     assert studio.console == [], studio.console
 
 
