@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
+from domain.errors import BadUserInput
 from orchestration import collections as domain
 from orchestration import traits as t
 from orchestration.collections import MAX_COLLECTION_NAME, MAX_DESCRIPTION, MAX_TOTAL_SUPPLY
@@ -153,6 +154,12 @@ class CreateCollectionInput:
     trait_tree: list[TraitCategoryInput] = strawberry.field(
         default_factory=list, description=TREE_RULE
     )
+    trait_tree_file: JSON | None = strawberry.field(
+        default=None,
+        description='Instead of `traitTree`: the old system\'s trait tree file `{"categories": '
+        "[...]}`, read as `importTraitTree` reads it, within the same bounds: at most "
+        f"{t.MAX_CATEGORIES} categories of 1 to {t.MAX_TRAITS_PER_CATEGORY} traits.",
+    )
     # Optional rather than defaulting to {}: GraphQL cannot introspect an object default of a
     # custom scalar (graphql-core's ast_from_value refuses it), which broke GraphiQL's schema.
     template: JSON | None = strawberry.field(
@@ -168,10 +175,19 @@ class CreateCollectionInput:
             description=self.description,
             total_supply=self.total_supply,
             generator=self.generator.to_domain(),
-            trait_tree=tuple(c.to_domain() for c in self.trait_tree),
+            trait_tree=self._tree(),
             template={} if self.template is None else self.template,
             rules=self.rules.to_domain() if self.rules else t.DrawRules(),
         )
+
+    def _tree(self) -> t.TraitTree:
+        if self.trait_tree_file is None:
+            return tuple(c.to_domain() for c in self.trait_tree)
+        if self.trait_tree:
+            raise BadUserInput.at(
+                "input.traitTreeFile", "give traitTree or traitTreeFile, not both"
+            )
+        return t.tree_from_legacy_file(self.trait_tree_file, "input.traitTreeFile")
 
 
 @strawberry.input(description="Changes to a collection; omitted fields stay as they are.")

@@ -19,7 +19,7 @@ from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
-from service import provider_routes
+from service import provider_routes, studio
 from service.database import connect
 from service.downloads import downloads
 from service.graphql_router import CookGraphQLRouter
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_subscriptions=settings.ws_max_subscriptions,
         allowed_origins=settings.allowed_origins,
     )
+    studio.mount(app, development=settings.is_development, sdl=schema.as_str() + "\n")
     app.include_router(graphql, prefix="/graphql")
     app.include_router(provider_routes.router)
     app.include_router(downloads)

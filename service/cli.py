@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -28,13 +30,31 @@ def _serve(args: argparse.Namespace) -> int:
     port = settings.port if args.port is None else args.port
     where = "the embedded database" if settings.mongodb_uri is None else "MONGODB_URI"
     print(f"Cook on http://{host}:{port} using {where} (data in {settings.data_dir})")
+    print(f"  Studio:    http://{host}:{port}/studio")
     if settings.is_development:
         print(f"  GraphiQL:  http://{host}:{port}/graphql")
-        print("  A token:   .venv/bin/cook token --sub alice   (add --admin for an admin)")
-        print('  Then send: Authorization: Bearer <token>   (GraphiQL: the "Headers" tab)')
+        print(f"  A token:   {token_command(settings)}   (add --admin for an admin)")
+        print("  Then paste it into the studio, or send Authorization: Bearer <token>")
     sys.stdout.flush()
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
     return 0
+
+
+def token_command(settings: Settings) -> str:
+    """The `cook token` command line that signs with this server's key and claims, runnable
+    as printed from any directory: the data directory absolute, any issuer or audience that
+    is not the default spelled out, and the executable's full path."""
+    values = {"COOK_DATA_DIR": str(settings.data_dir.resolve())}
+    defaults = Settings.model_fields
+    if settings.jwt_issuer != defaults["jwt_issuer"].default:
+        values["COOK_JWT_ISSUER"] = settings.jwt_issuer
+    if settings.jwt_audience != defaults["jwt_audience"].default:
+        values["COOK_JWT_AUDIENCE"] = settings.jwt_audience
+    cook = Path(sys.executable).parent / "cook"
+    python = shlex.quote(sys.executable)
+    program = shlex.quote(str(cook)) if cook.exists() else f"{python} -m service"
+    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in values.items())
+    return f"{assignments} {program} token --sub alice"
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -72,8 +92,6 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    import os
-
     from service.watch import watch
 
     token = args.token or os.environ.get("COOK_TOKEN")

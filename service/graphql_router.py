@@ -30,6 +30,7 @@ from domain.principal import Principal
 from orchestration import clock
 from schema.context import Context
 from service.http_limits import client_address
+from service.studio import graphiql
 
 log = logging.getLogger("cook.graphql")
 
@@ -79,6 +80,9 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
             max_subscriptions_per_connection=max_subscriptions,
             **kwargs,
         )
+
+    async def render_graphql_ide(self, request: Any) -> Any:
+        return graphiql(request)  # development only: the vendored, offline GraphiQL
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         params = context.connection_params or {}

@@ -23,7 +23,7 @@ PROGRESS = """
       cookProgress(cookId: $cookId, afterSeq: $afterSeq) {
         seq status count
         event { seq type index detail }
-        numbers { inFlight retrying completed rejected failed live costUsd }
+        numbers { inFlight retrying completed accepted rejected pendingReview failed live costUsd }
       }
     }
     """
@@ -93,16 +93,25 @@ class Watch:
             raise TransportClosed(str(exc)) from exc
 
     def _show(self, bar: tqdm[Any] | None, message: dict[str, Any]) -> tqdm[Any]:
+        """The bar counts pieces made (completed, rejected or not) against what the cook must
+        make: its count plus a replacement per rejection; once it ends, what it made. It
+        starts at what was made before we arrived, so the rate is of what we saw being made
+        (none for a finished cook) rather than a whole cook divided by a few milliseconds."""
         numbers = message["numbers"]
+        made = numbers["completed"]
+        ended = message["status"] in EXIT_BY_STATUS
+        total = made if ended else max(message["count"] + numbers["rejected"], made)
         if bar is None:
-            bar = tqdm(total=message["count"], unit="piece", file=self.out, dynamic_ncols=True)
-        done = numbers["completed"] - numbers["rejected"]
-        bar.update(done - bar.n)
+            bar = tqdm(total=total, initial=made, unit="piece", file=self.out, dynamic_ncols=True)
+        bar.total = total
+        bar.update(made - bar.n)
         bar.set_postfix(
             status=message["status"].lower(),
+            accepted=numbers["accepted"],
+            rejected=numbers["rejected"],
+            unreviewed=numbers["pendingReview"],
             running=numbers["inFlight"],
             failed=numbers["failed"],
-            rejected=numbers["rejected"],
             cost=f"${numbers['costUsd']}",
             refresh=False,
         )

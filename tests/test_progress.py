@@ -304,6 +304,28 @@ def test_cook_watch_follows_a_cook_to_its_end_and_exits_with_its_status(cluster:
     assert "4/4" in done.stderr, "the progress bar reached the count"
 
 
+def test_cook_watch_on_a_finished_cook_shows_what_was_made_reviewed_and_no_made_up_rate(
+    cluster: Cluster,
+) -> None:
+    cook_id = cluster.start_cook(count=5, latency_ms=1)
+    assert run_watch(cluster, cook_id, cluster.token()).returncode == 0
+    first = cluster.events(cook_id)
+    piece = next(e["pieceId"] for e in first if e["type"] == "PIECE_COMPLETED")
+    post(
+        cluster.a,
+        cluster.token(),
+        "mutation($d: [ReviewDecisionInput!]!) { reviewPieces(decisions: $d) { id } }",
+        {"d": [{"pieceId": piece, "outcome": "REJECTED"}]},
+    )
+    again = run_watch(cluster, cook_id, cluster.token())
+    assert again.returncode == 0, again.stderr
+    last = again.stderr.rsplit("\r", 1)[-1]
+    assert "5/5" in last, last
+    assert "?piece/s" in last, "no rate for what was made before watching"
+    for shown in ("accepted=0", "rejected=1", "unreviewed=4"):
+        assert shown in last, last
+
+
 def test_cook_watch_exits_2_for_a_cook_it_may_not_see(cluster: Cluster) -> None:
     cook_id = cluster.start_cook(count=1, latency_ms=1)
     refused = run_watch(cluster, cook_id, cluster.token(STRANGER))
