@@ -74,6 +74,10 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
             context_getter=get_context,
             graphql_ide="graphiql" if development else None,
             allow_queries_via_get=False,
+            # GraphQL multipart requests (layer uploads). Every operation needs a bearer
+            # token, which no cross-site form can send, so the CSRF concern that keeps this
+            # off by default does not apply.
+            multipart_uploads_enabled=True,
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=max_subscriptions,
