@@ -35,12 +35,7 @@ async def _read(file: Any, limit: int, what: str) -> bytes:
     read = getattr(file, "read", None)
     if read is None:
         raise BadUserInput.at("file", "must be a file sent as a GraphQL multipart request")
-    try:
-        data = await read(limit + 1)
-    finally:
-        close = getattr(file, "close", None)
-        if close is not None:
-            await close()
+    data = await read(limit + 1)  # the router closes the request's files afterwards
     if not isinstance(data, bytes):
         raise BadUserInput.at("file", "must be a file sent as a GraphQL multipart request")
     if len(data) > limit:

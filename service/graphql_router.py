@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -106,3 +106,5 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
         finally:
             if isinstance(context, Context) and context.expiry is not None:
                 context.expiry.cancel()
+            if isinstance(request, Request):
+                await request.close()  # a multipart request's spooled files, read or not
