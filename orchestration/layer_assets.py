@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -55,11 +56,12 @@ class LayerSet:
     version: int = 0
     updated_at: datetime | None = None
 
+    @cached_property
+    def _by_trait(self) -> dict[tuple[str, str], Layer]:
+        return {(x.category, x.trait): x for x in self.layers}
+
     def find(self, category: str, trait: str) -> Layer | None:
-        for layer in self.layers:
-            if layer.category == category and layer.trait == trait:
-                return layer
-        return None
+        return self._by_trait.get((category, trait))
 
     def style(self, category: str) -> Style:
         return self.styles.get(category, Style())

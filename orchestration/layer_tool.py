@@ -16,7 +16,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.layer_assets import layer_set_for_drawing
-from orchestration.layers import BadLayer, Style, compose
+from orchestration.layers import BadLayer, compose
 from orchestration.media import MediaStore
 from orchestration.tools import ToolCall, ToolFailure, ToolOutput, ToolSpec, render_text
 
@@ -44,16 +44,19 @@ def layers_tool(db: AsyncDatabase[dict[str, Any]], media: MediaStore) -> ToolSpe
         layer_set = await layer_set_for_drawing(db, collection_id)
         if layer_set is None:
             raise ToolFailure("layers: the collection has no layers", retryable=False)
-        drawn: list[tuple[bytes, Style]] = []
-        for trait in traits:
-            layer = layer_set.find(trait["category"], trait["name"])
-            if layer is not None:
-                try:
-                    data = await media.read(layer.sha256)
-                except (OSError, ValueError) as exc:
-                    reason = f"layers: the layer {trait['category']}/{trait['name']} is unreadable"
-                    raise ToolFailure(reason, retryable=True) from exc
-                drawn.append((data, layer_set.style(trait["category"])))
+        found = [
+            (trait, layer)
+            for trait in traits
+            if (layer := layer_set.find(trait["category"], trait["name"])) is not None
+        ]
+        try:
+            data = await asyncio.gather(*(media.read(layer.sha256) for _, layer in found))
+        except (OSError, ValueError) as exc:
+            raise ToolFailure("layers: a stored layer is unreadable", retryable=True) from exc
+        drawn = [
+            (d, layer_set.style(trait["category"]))
+            for d, (trait, _) in zip(data, found, strict=True)
+        ]
         if not drawn:
             raise ToolFailure("layers: no drawn trait has a layer", retryable=False)
         size = (layer_set.width, layer_set.height)
