@@ -134,23 +134,27 @@ class LayerStore:
         """The ZIP's categories replace the tree's manual categories (generated ones stay,
         after them), and its layers replace the collection's. Checked in full first."""
         current = await self._collections.get(principal, collection_id)
+        if expected_version is not None and current.version != expected_version:
+            raise Conflict(
+                f"the collection is at version {current.version}, not {expected_version}",
+                currentVersion=current.version,
+            )
         imported: ImportedLayers = await asyncio.to_thread(read_hashlips_zip, data, order)
         kept = tuple(c for c in current.spec.trait_tree if isinstance(c, GeneratedCategory))
         clash = {c.name for c in kept} & {c.name for c in imported.categories}
         if clash:
             name = sorted(clash)[0]
-            raise BadUserInput.at("file", f"layers/{name}/: the tree's generated {name!r} too")
-        # The tree is validated (and written) first; only then are the layers stored.
-        updated = await self._collections.update(
-            principal,
-            collection_id,
-            CollectionPatch(trait_tree=(*imported.categories, *kept)),
-            expected_version,
-        )
+            message = f"layers/{name}/: the tree already has a generated category {name!r}"
+            raise BadUserInput.at("file", message)
+        patch = CollectionPatch(trait_tree=(*imported.categories, *kept))
+        # Checked before anything is stored; then the files (content-addressed: storing one
+        # twice is harmless), the tree (checked again as it is written), and the layer set.
+        await self._collections.check_patch(principal, current, patch)
         layers = []
         for f in imported.files:
             ref = await self._media.put(f.data, f.content_type)
             layers.append(Layer(f.category, f.trait, ref.sha256, ref.content_type, ref.size))
+        updated = await self._collections.update(principal, collection_id, patch, expected_version)
         layer_set = LayerSet(
             collection_id, imported.width, imported.height, imported.styles, tuple(layers)
         )

@@ -309,6 +309,24 @@ async def test_an_oversized_zip_is_refused_before_it_is_opened(
     assert "larger than 1000 bytes" in error["message"]
 
 
+async def test_a_project_the_template_cannot_use_is_refused_before_any_file_is_stored(
+    api: Api,
+) -> None:
+    tree = [
+        {"manual": {"name": "Animal", "traits": [{"name": "Cat", "value": "a cat"}]}},
+        {"generated": {"name": "id", "range": {"start": 1, "end": 99}}},
+    ]
+    collection = await api.create_collection(
+        **layers_collection(template={"name": "[[Animal]] #[[id]]"}, traitTree=tree)
+    )
+    before = await _stored(api)
+    body = await import_layers(api, collection["id"], project_zip())
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "[[Animal]]" in error["message"]
+    assert await _stored(api) == before
+
+
 async def test_a_layers_order_naming_a_missing_folder_is_refused(api: Api) -> None:
     collection = await api.create_collection(**layers_collection())
     body = await import_layers(
