@@ -101,3 +101,16 @@ async def test_the_template_is_checked_against_the_image_inputs(iapi: Api) -> No
     )
     problems = {p["path"] for p in error["extensions"]["problems"]}
     assert problems == {"input.template.seed"}
+
+
+def test_a_provider_may_not_take_a_built_in_tools_id() -> None:
+    import json
+
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    for taken in ("prompt", "layers"):
+        config = [{"id": taken, "kind": "openai-images", "baseUrl": "http://x/v1", "model": "m"}]
+        with pytest.raises(ValidationError, match="built-in tools"):
+            Settings(providers=json.dumps(config))
