@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import api_overhead, growth, memory, orchestrator_overhead, progress_latency
+from bench import api_overhead, growth, layers, memory, orchestrator_overhead, progress_latency
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,22 @@ class Sizes:
     growth: list[int]
     memory_pieces: int
     memory_seconds: float
+    composite_pieces: int
+    layers_cook_pieces: int
 
 
-FULL = Sizes(1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000], 10_000, 240)
-QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10)
+FULL = Sizes(1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000], 10_000, 240, 20, 1000)
+QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10, 3, 30)
 POLL_SECONDS = 0.1
-PACKAGES = ("strawberry-graphql", "fastapi", "uvicorn", "pymongo", "mongoeco", "websockets")
+PACKAGES = (
+    "strawberry-graphql",
+    "fastapi",
+    "uvicorn",
+    "pymongo",
+    "mongoeco",
+    "websockets",
+    "pillow",
+)
 
 
 def machine() -> list[str]:
@@ -86,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     section("4. Growth", growth.report(grown))
     samples = memory.measure(sizes.memory_pieces, sizes.memory_seconds)
     section("5. Memory", memory.report(samples, sizes.memory_pieces))
+    composite = asyncio.run(layers.measure_composite(sizes.composite_pieces))
+    rate = asyncio.run(layers.measure_cook(sizes.layers_cook_pieces))
+    section("6. Layers", layers.report(composite, rate))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

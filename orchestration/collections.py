@@ -171,6 +171,13 @@ class CollectionStore:
             names = ", ".join(f"[[{m}]]" for m in missing)
             raise BadUserInput.at(where, f"the spell uses categories the tree lacks: {names}")
 
+    async def check_patch(
+        self, principal: Principal, collection: Collection, patch: CollectionPatch
+    ) -> None:
+        """Raise ``BadUserInput`` if ``patch`` would be refused on ``collection`` as it is now
+        (``update`` checks again when it writes), so a caller can refuse before other work."""
+        await self._validate(principal, apply_patch(collection.spec, patch))
+
     async def create(self, principal: Principal, spec: CollectionSpec) -> Collection:
         await self._validate(principal, spec)
         at = clock.now()

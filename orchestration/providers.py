@@ -2,6 +2,8 @@
 
 - ``openai``: an OpenAI-compatible chat-completions endpoint. Synchronous: the answer
   completes the piece in the same call.
+- ``openai-images``: an OpenAI-compatible image-generation endpoint, synchronous too
+  (``image_provider.py``).
 - ``comfydeploy``: a ComfyDeploy-style run API. The service starts a run with a callback URL;
   the provider POSTs signed updates to ``/webhooks/{id}``. With ``poll`` it is also polled
   (``GET /api/run/{run_id}``); either path completes the piece, once.
@@ -14,16 +16,19 @@ logs (``SecretStr``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
-from pydantic.alias_generators import to_camel
+from pydantic import Field, SecretStr, TypeAdapter
 
-from orchestration.media import MediaStore, fetch_image
+from orchestration.image_provider import OpenAIImagesConfig, openai_images
+from orchestration.media import fetch_image
+from orchestration.provider_http import BaseProviderConfig
+from orchestration.provider_http import ProviderContext as ProviderContext
+from orchestration.provider_http import declared_inputs as _inputs
+from orchestration.provider_http import malformed as _malformed
+from orchestration.provider_http import request_headers as _headers
+from orchestration.provider_http import send as _send
 from orchestration.tools import (
     BUILTIN_TOOLS,
     InputType,
@@ -39,43 +44,21 @@ from orchestration.tools import (
     render_text,
 )
 
-REQUEST_TIMEOUT_SECONDS = 60.0
 MAX_OUTPUTS = 16
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a provider's JSON answer
 MAX_TEXT_CHARS = 100_000  # a text output
 MAX_RUN_ID = 200
 FINAL_OK = "success"
 FINAL_FAILED = "failed"
 
 
-class InputConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=100)
-    type: InputType = InputType.STRING
-    required: bool = False
-    description: str = ""
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
-    description: str = ""
-    base_url: str = Field(pattern=r"^https?://")
-    api_key: SecretStr | None = None
-    inputs: list[InputConfig] = []
-    open_inputs: bool = True
-
-
-class OpenAIConfig(_Config):
+class OpenAIConfig(BaseProviderConfig):
     kind: Literal["openai"]
     model: str
     input_micros_per_token: int = Field(default=0, ge=0)
     output_micros_per_token: int = Field(default=0, ge=0)
 
 
-class ComfyDeployConfig(_Config):
+class ComfyDeployConfig(BaseProviderConfig):
     kind: Literal["comfydeploy"]
     deployment_id: str
     webhook_secret: SecretStr
@@ -84,14 +67,15 @@ class ComfyDeployConfig(_Config):
     cost_micros: int = Field(default=0, ge=0)
 
 
-class ComfyUIConfig(_Config):
+class ComfyUIConfig(BaseProviderConfig):
     kind: Literal["comfyui"]
     deadline_seconds: float = Field(default=600, gt=0, le=86_400)
     cost_micros: int = Field(default=0, ge=0)
 
 
 type ProviderConfig = Annotated[
-    OpenAIConfig | ComfyDeployConfig | ComfyUIConfig, Field(discriminator="kind")
+    OpenAIConfig | OpenAIImagesConfig | ComfyDeployConfig | ComfyUIConfig,
+    Field(discriminator="kind"),
 ]
 PROVIDERS = TypeAdapter(list[ProviderConfig])
 
@@ -99,13 +83,6 @@ PROVIDERS = TypeAdapter(list[ProviderConfig])
 def parse_providers(raw: str) -> list[ProviderConfig]:
     """``COOK_PROVIDERS``: a JSON list of provider objects. Raises pydantic's ValidationError."""
     return PROVIDERS.validate_json(raw or "[]")
-
-
-@dataclass(frozen=True)
-class ProviderContext:
-    client: httpx.AsyncClient
-    media: MediaStore
-    callback_url: Callable[[str], str]  # provider id -> the URL its webhooks go to
 
 
 def build_toolbox(configs: list[ProviderConfig], ctx: ProviderContext) -> Toolbox:
@@ -117,52 +94,16 @@ def provider_tool(config: ProviderConfig, ctx: ProviderContext) -> ToolSpec:
     match config:
         case OpenAIConfig():
             return _openai(config, ctx)
+        case OpenAIImagesConfig():
+            return openai_images(config, ctx)
         case ComfyDeployConfig():
             return _comfydeploy(config, ctx)
         case ComfyUIConfig():
             return _comfyui(config, ctx)
 
 
-def _inputs(config: _Config, defaults: tuple[ToolInput, ...]) -> tuple[ToolInput, ...]:
-    declared = tuple(ToolInput(i.name, i.type, i.required, i.description) for i in config.inputs)
-    return declared or defaults
-
-
-def _headers(config: _Config, call: ToolCall | None = None) -> dict[str, str]:
-    headers = {}
-    if config.api_key is not None:
-        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-    if call is not None:
-        headers["Idempotency-Key"] = f"{call.job_key}:{call.attempt}"
-    return headers
-
-
-async def _send(ctx: ProviderContext, method: str, url: str, what: str, **kwargs: Any) -> Any:
-    """One request to a provider; its failures become ToolFailure (retryable when it may
-    help: timeouts, connection errors, 429 and 5xx)."""
-    try:
-        response = await ctx.client.request(method, url, timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise ToolFailure(f"{what}: timed out", retryable=True) from exc
-    except httpx.HTTPError as exc:
-        raise ToolFailure(f"{what}: {type(exc).__name__}", retryable=True) from exc
-    if response.status_code >= 400:
-        retry = response.status_code >= 500 or response.status_code == 429
-        raise ToolFailure(f"{what}: HTTP {response.status_code}", retryable=retry)
-    if len(response.content) > MAX_RESPONSE_BYTES:
-        raise ToolFailure(f"{what}: the answer is over {MAX_RESPONSE_BYTES} bytes", retryable=False)
-    try:
-        return response.json()
-    except (ValueError, RecursionError) as exc:
-        raise ToolFailure(f"{what}: the answer is not JSON", retryable=True) from exc
-
-
 def _too_long(what: str) -> ToolFailure:
     return ToolFailure(f"{what}: the text is over {MAX_TEXT_CHARS} characters", retryable=False)
-
-
-def _malformed(what: str) -> ToolFailure:
-    return ToolFailure(f"{what}: unexpected answer", retryable=False)
 
 
 # --- OpenAI-compatible chat completions (synchronous) ------------------------------------

@@ -13,6 +13,9 @@ from orchestration.collections import CollectionStore
 from orchestration.cooks import CookStore
 from orchestration.events import EventLog
 from orchestration.exports import Exporter
+from orchestration.layer_assets import LayerStore
+from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
+from orchestration.layer_tool import layers_tool
 from orchestration.media import MediaStore
 from orchestration.orchestrator import Generators, Orchestrator
 from orchestration.pieces import PieceStore
@@ -37,6 +40,7 @@ class Services:
     casts: CastStore
     media: MediaStore
     exports: Exporter
+    layers: LayerStore
 
     @classmethod
     def from_database(
@@ -49,6 +53,8 @@ class Services:
         exports_dir: Path,
         progress_poll_seconds: float = 0.25,
     ) -> Services:
+        if LAYERS_TOOL_ID not in toolbox:  # built in, but it needs the database and media
+            toolbox = Toolbox([*toolbox.all(), layers_tool(db, media)])
         spells = SpellStore(db, toolbox)
         collections = CollectionStore(db, toolbox, spells)
         events = EventLog(db)
@@ -81,6 +87,7 @@ class Services:
             casts,
             media,
             exports,
+            LayerStore(db, collections, media),
         )
 
     async def ensure_indexes(self) -> None:

@@ -67,6 +67,8 @@ LIST_SIZES: dict[str, int | str] = {
     "Cast.steps": MAX_STEPS,
     "Spell.steps": MAX_STEPS,
     "Tool.inputs": 50,
+    "LayerSet.styles": MAX_CATEGORIES,
+    "LayerSet.layers": MAX_CATEGORIES * MAX_TRAITS_PER_CATEGORY,
 }
 
 

@@ -36,6 +36,8 @@ OPERATION_LIMITS: dict[str, str] = {
     "reviewPieces": "60/minute",
     "previewPieces": "120/minute",
     "importTraitTree": "30/minute",
+    "importLayers": "10/minute",
+    "uploadLayer": "120/minute",
     "createCollection": "60/minute",
     "updateCollection": "120/minute",
     "adminCancelCook": "60/minute",

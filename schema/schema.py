@@ -14,6 +14,7 @@ from resolvers import admin
 from resolvers import collections as col
 from resolvers import cooks as ck
 from resolvers import exports as ex
+from resolvers import layers as ly
 from resolvers import pieces as pc
 from resolvers import spells as sp
 from resolvers import viewer as me
@@ -21,6 +22,7 @@ from schema.cook_types import Cook, CookConnection, CookEvent, Piece, PieceConne
 from schema.errors import CodedErrors, log_unexpected
 from schema.export_types import CollectionAnalytics, Export, ExportConnection
 from schema.guards import guard_extensions
+from schema.layer_types import LayerSet
 from schema.query_cost import QueryLimits
 from schema.rate_limits import OperationLimiter
 from schema.spell_types import Spell, SpellConnection
@@ -87,6 +89,8 @@ class Mutation:
     import_trait_tree: Collection = _mutation(col.import_trait_tree)
     archive_collection: Collection = _mutation(col.archive_collection)
     restore_collection: Collection = _mutation(col.restore_collection)
+    import_layers: Collection = _mutation(ly.import_layers)
+    upload_layer: LayerSet = _mutation(ly.upload_layer)
     start_cook: Cook = _mutation(ck.start_cook)
     pause_cook: Cook = _mutation(ck.pause_cook)
     resume_cook: Cook = _mutation(ck.resume_cook)

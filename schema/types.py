@@ -15,6 +15,8 @@ from orchestration import tools as tool_domain
 from orchestration import traits
 from orchestration.pagination import Page, encode_cursor
 from orchestration.tools import ToolSpec
+from schema.context import Info
+from schema.layer_types import LayerSet
 
 
 @strawberry.enum(description="What kind of generator makes a collection's pieces.")
@@ -116,6 +118,11 @@ class DrawRules:
         )
 
 
+async def _collection_layers(root: strawberry.Parent[Collection], info: Info) -> LayerSet | None:
+    found = await info.context.services.layers.get(info.context.require_principal(), str(root.id))
+    return None if found is None else LayerSet.from_domain(found)
+
+
 @strawberry.type(description="An artist's generative collection. Visible to its owner and admins.")
 class Collection:
     id: strawberry.ID
@@ -137,6 +144,10 @@ class Collection:
     updated_at: datetime
     version: int = strawberry.field(
         description="Increases with every change; pass it as `expectedVersion` to update safely."
+    )
+    layers: LayerSet | None = strawberry.field(
+        resolver=_collection_layers,
+        description="Its layer images, drawn by the `layers` tool; null if it has none.",
     )
 
     @classmethod

@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -75,6 +75,10 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
             context_getter=get_context,
             graphql_ide="graphiql" if development else None,
             allow_queries_via_get=False,
+            # GraphQL multipart requests (layer uploads). Every operation needs a bearer
+            # token, which no cross-site form can send, so the CSRF concern that keeps this
+            # off by default does not apply.
+            multipart_uploads_enabled=True,
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=max_subscriptions,
@@ -106,3 +110,5 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
         finally:
             if isinstance(context, Context) and context.expiry is not None:
                 context.expiry.cancel()
+            if isinstance(request, Request):
+                await request.close()  # a multipart request's spooled files, read or not

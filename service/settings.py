@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
 from orchestration.policy import MAX_ATTEMPTS, CookPolicy
 from orchestration.providers import ProviderConfig, parse_providers
 from orchestration.tools import BUILTIN_TOOLS
@@ -164,7 +165,7 @@ class Settings(BaseSettings):
     def _valid_providers(cls, value: str) -> str:
         configs = parse_providers(value)  # a ValidationError names the bad field
         ids = [c.id for c in configs]
-        if len(set(ids)) != len(ids) or set(ids) & {t.id for t in BUILTIN_TOOLS}:
+        if len(set(ids)) != len(ids) or set(ids) & {LAYERS_TOOL_ID, *(t.id for t in BUILTIN_TOOLS)}:
             raise ValueError("provider ids must be unique and differ from the built-in tools'")
         return value
 

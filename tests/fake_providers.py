@@ -5,6 +5,9 @@
   test decides when a run finishes, and delivers its webhooks itself (``send_webhook``), zero,
   one or several times.
 - ComfyUI: ``POST /prompt``, ``GET /history/{id}`` (``{}`` until finished), ``GET /view``.
+- OpenAI-compatible images: ``POST /v1/images/generations`` answers ``b64_json`` or ``url``
+  images (``image_answer``), after any ``image_failures`` (statuses; 400 is a refusal with
+  OpenAI's error body).
 - Images: ``GET /img/{name}.png`` (a small PNG), ``/huge.png`` (over the size limit),
   ``/page.html`` (not an image), ``/missing.png`` (404).
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import struct
@@ -65,6 +69,9 @@ class FakeProvider:
     auto_finish: bool = False  # finish ComfyUI prompts as soon as they are made
     image_path: str = "/img/{run}.png"
     flaky_failures: int = 0  # how many times /flaky.png answers 503 before the image
+    image_answer: str = "b64_json"  # or "url"
+    image_failures: list[int] = field(default_factory=list)  # statuses to answer first
+    image_requests: list[Any] = field(default_factory=list)  # the bodies received
     _ids: Iterator[int] = field(default_factory=itertools.count)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -158,6 +165,8 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                         "usage": {"prompt_tokens": 10, "completion_tokens": 5},
                     },
                 )
+            elif path == "/v1/images/generations":
+                self._images(body)
             elif path == "/api/run":
                 run = fake.new_run(body.get("inputs"), body.get("webhook"))
                 self._json(200, {"run_id": run.run_id})
@@ -166,6 +175,27 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self._json(200, {"prompt_id": run.run_id})
             else:
                 self._json(404, {})
+
+        def _images(self, body: Any) -> None:
+            fake.image_requests.append(body)
+            if fake.image_failures:
+                status = fake.image_failures.pop(0)
+                message = (
+                    "Your request was rejected by the safety system."
+                    if status == 400
+                    else "the fake is busy"
+                )
+                code = "content_policy_violation" if status == 400 else None
+                self._json(status, {"error": {"message": message, "code": code}})
+                return
+            images = []
+            for i in range(int(body.get("n", 1))):
+                name = f"{body['prompt']}-{i}"
+                if fake.image_answer == "url":
+                    images.append({"url": f"{fake.base}/img/{len(fake.image_requests)}-{i}.png"})
+                else:
+                    images.append({"b64_json": base64.b64encode(png(name)).decode()})
+            self._json(200, {"created": 1, "data": images})
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
@@ -282,3 +312,20 @@ async def recorded_runs(api: Api, run_ids: list[str]) -> int:
     db = api.app.state.runtime.client[api.settings.db_name]
     count: int = await db.runs.count_documents({"runId": {"$in": run_ids}})
     return count
+
+
+def image_providers_json(fake: FakeProvider) -> str:
+    """COOK_PROVIDERS with the fake's image generation: ``pix``, at 40,000 micro-dollars an
+    image."""
+    return json.dumps(
+        [
+            {
+                "id": "pix",
+                "kind": "openai-images",
+                "baseUrl": f"{fake.base}/v1",
+                "model": "fake-image-1",
+                "apiKey": "sk-test",
+                "costMicrosPerImage": 40_000,
+            }
+        ]
+    )

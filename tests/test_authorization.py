@@ -22,6 +22,7 @@ from tests.api import (
     wait_for_export,
     with_test_tool,
 )
+from tests.layer_files import layer_png, project_zip, upload
 
 OK, UNAUTHENTICATED, NOT_FOUND, FORBIDDEN = "ok", "UNAUTHENTICATED", "NOT_FOUND", "FORBIDDEN"
 
@@ -33,6 +34,7 @@ class Operation:
     writes: bool
     # expected outcome for anonymous, stranger, owner, admin, on the owner's collection
     expect: tuple[str, str, str, str]
+    upload: tuple[str, bytes] | None = None  # a variable sent as a file (multipart), and its bytes
 
     def variables(self, target: Target) -> dict[str, Any]:
         return {
@@ -247,6 +249,26 @@ OPERATIONS += [
         OWNED,
     ),
 ]
+PIXEL = layer_png((1, 2, 3, 255))
+OPERATIONS += [
+    Operation(
+        "importLayers",
+        "mutation($id: ID!, $file: Upload!) "
+        "{ importLayers(collectionId: $id, file: $file) { id } }",
+        True,
+        OWNED,
+        ("file", project_zip({"Animal": {"Cat.png": PIXEL, "Owl.png": PIXEL}})),
+    ),
+    Operation(
+        "uploadLayer",
+        "mutation($id: ID!, $file: Upload!) "
+        '{ uploadLayer(collectionId: $id, category: "Animal", trait: "Cat", file: $file) '
+        "{ width } }",
+        True,
+        OWNED,
+        ("file", PIXEL),
+    ),
+]
 OPERATIONS.append(
     Operation(
         "cookProgress",
@@ -300,6 +322,10 @@ async def test_each_operation_answers_each_kind_of_caller_as_expected(
 async def run(api: Api, op: Operation, target: Target, caller: str | None) -> dict[str, Any]:
     """Over HTTP; a subscription's first message through the schema, as the WebSocket runs it."""
     token = api.token_for(caller)
+    if op.upload is not None:
+        name, data = op.upload
+        file = {name: ("upload.bin", data, "application/octet-stream")}
+        return await upload(api, op.document, op.variables(target), file, as_=caller)
     if not op.document.startswith("subscription"):
         return await api.post(op.document, op.variables(target), token=token)
     runtime = api.app.state.runtime
@@ -325,6 +351,7 @@ async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
         "exports",
         "export_selections",
         "spells",
+        "layer_sets",
     )
     return {name: [doc async for doc in db[name].find({}).sort("_id")] for name in names}
 

@@ -70,6 +70,7 @@ SCALARS: dict[str, st.SearchStrategy[Any]] = {
     "Boolean": st.booleans(),
     "ID": IDS,
     "JSON": JSON,
+    "Upload": JSON,  # over JSON no value is a file: each must be refused as one
 }
 
 

@@ -1,0 +1,59 @@
+"""Compositing without the service: opacity, blend modes, determinism and the layer checks."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from orchestration.layers import BadLayer, Blend, Style, compose, probe
+from tests.layer_files import layer_png
+
+
+def pixel(data: bytes) -> tuple[int, ...]:
+    value = Image.open(io.BytesIO(data)).getpixel((0, 0))
+    assert isinstance(value, tuple)
+    return value
+
+
+RED = layer_png((200, 40, 40, 255), size=2)
+GREY = layer_png((100, 100, 100, 255), size=2)
+
+
+def test_a_normal_layer_at_half_opacity_lets_half_of_the_backdrop_through() -> None:
+    out = compose([(RED, Style()), (GREY, Style(opacity=0.5))], (2, 2))
+    assert pixel(out) == pytest.approx((150, 70, 70, 255), abs=1)
+
+
+def test_multiply_over_an_opaque_backdrop_is_the_product_of_the_colours() -> None:
+    out = compose([(RED, Style()), (GREY, Style(blend=Blend.MULTIPLY))], (2, 2))
+    assert pixel(out) == pytest.approx((200 * 100 // 255, 40 * 100 // 255, 15, 255), abs=1)
+
+
+def test_screen_over_a_clear_canvas_is_the_layer_itself() -> None:
+    out = compose([(GREY, Style(blend=Blend.SCREEN))], (2, 2))
+    assert pixel(out) == (100, 100, 100, 255)
+
+
+def test_the_same_layers_give_the_same_bytes() -> None:
+    layers = [(RED, Style()), (GREY, Style(0.3, Blend.OVERLAY))]
+    assert compose(layers, (2, 2)) == compose(list(layers), (2, 2))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"GIF89a not allowed", "not a PNG or WebP"),
+        (layer_png((1, 2, 3, 255))[:80], "truncated"),
+    ],
+)
+def test_a_bad_layer_says_why(data: bytes, reason: str) -> None:
+    with pytest.raises(BadLayer, match=reason):
+        probe(data)
+
+
+def test_a_webp_layer_is_accepted() -> None:
+    out = io.BytesIO()
+    Image.new("RGBA", (4, 4), (1, 2, 3, 128)).save(out, "WEBP", lossless=True)
+    assert probe(out.getvalue()).content_type == "image/webp"
