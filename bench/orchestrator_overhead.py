@@ -127,7 +127,7 @@ async def store_pieces(api: Api, size: int) -> None:
     assert template is not None
     skip = ("_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "outbox", "unlogged")
     base = {k: v for k, v in template.items() if k not in skip}
-    for start in range(1, size + 1, 1000):
+    for start in range(1, size + 1, 200):
         batch = [
             {
                 **base,
@@ -136,7 +136,7 @@ async def store_pieces(api: Api, size: int) -> None:
                 "indexKey": f"{collection_id}:{i}",
                 "jobKey": f"{cook.id}:{i}",
             }
-            for i in range(start, min(size + 1, start + 1000))
+            for i in range(start, min(size + 1, start + 200))
         ]
         await db.pieces.insert_many(batch)
 
@@ -145,7 +145,7 @@ async def floors(pieces: AsyncCollection[dict[str, Any]]) -> Floors:
     sample = await pieces.find_one({}) or {"_id": "none"}
     some_id = sample["_id"]
 
-    async def median(op: Any) -> float:
+    async def median(op: Any) -> float:  # op(i): the i-th sample
         times = []
         for i in range(FLOOR_SAMPLES):
             began = time.perf_counter()
@@ -153,7 +153,7 @@ async def floors(pieces: AsyncCollection[dict[str, Any]]) -> Floors:
             times.append(time.perf_counter() - began)
         return statistics.median(times)
 
-    read = await median(lambda i: pieces.find_one({"_id": some_id}))
+    read = await median(lambda _: pieces.find_one({"_id": some_id}))
     update = await median(lambda i: pieces.update_one({"_id": some_id}, {"$set": {"floor": i}}))
     unique = ("seat", "slot", "combo", "outbox", "unlogged")
     doc = {k: v for k, v in copy.deepcopy(sample).items() if k not in unique}
@@ -166,7 +166,8 @@ async def floors(pieces: AsyncCollection[dict[str, Any]]) -> Floors:
 
 async def one_cook(stored: int, pieces: int) -> Run:
     with embedded() as (db, root):
-        settings = bench_settings(db.uri, root, max_concurrent_cap=32)
+        # Bulk seeding on a loaded machine may outlast the default per-command timeout.
+        settings = bench_settings(db.uri, root, max_concurrent_cap=32, db_timeout_ms=60_000)
         async with running_app(settings) as api:
             services = api.app.state.runtime.services
             await store_pieces(api, stored)
