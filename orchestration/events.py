@@ -255,7 +255,8 @@ class EventLog:
         else:
             return False
         doc = await self._cooks.find_one_and_update(
-            {"_id": cook_id, "ver": state.doc.get("ver", 0)},
+            # None matches a missing ``ver`` too (a cook stored before there were outboxes).
+            {"_id": cook_id, "ver": state.doc.get("ver")},
             update,
             projection=RELAY_FIELDS,
             return_document=ReturnDocument.AFTER,
