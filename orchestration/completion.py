@@ -49,8 +49,8 @@ class Completion:
                 # Pieces settling at once may all see the limit passed: name the limit.
                 limit = cook.max_failures
                 await self.fail_cook(cook_id, f"{limit} pieces failed (the limit is {limit})")
+        self.kick(cook_id)  # the freed slot is filled while the event is relayed
         await self.events.relay(cook_id)
-        self.kick(cook_id)
         return True
 
     async def fail_cook(self, cook_id: str, reason: str) -> None:
