@@ -243,17 +243,18 @@ class CollectionStore:
             return await self.get(principal, collection_id)
         return _from_doc(doc)
 
-    async def allocate_piece_index(self, collection_id: str) -> int:
-        """The next piece index of the collection: unique and increasing, never reused."""
+    async def allocate_piece_index(self, collection_id: str, n: int = 1) -> int:
+        """The first of the collection's next ``n`` piece indexes: unique and increasing, never
+        reused (one round trip for all ``n``)."""
         doc = await self._coll.find_one_and_update(
             {"_id": collection_id},
-            {"$inc": {"nextPieceIndex": 1}},
+            {"$inc": {"nextPieceIndex": n}},
             projection={"nextPieceIndex": 1},
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             raise NotFound("collection", collection_id)
-        index: int = doc["nextPieceIndex"] - 1
+        index: int = doc["nextPieceIndex"] - n
         return index
 
     async def next_piece_index(self, collection_id: str) -> int:

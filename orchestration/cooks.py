@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -23,7 +23,7 @@ from domain.principal import Principal
 from orchestration import clock
 from orchestration.collections import Collection, Generator, GeneratorKind
 from orchestration.engine import Config
-from orchestration.events import EventLog, EventType
+from orchestration.events import EventLog, EventType, cook_outbox, merge_updates, recorded
 from orchestration.pagination import Page, newest_first
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
 from orchestration.scope import owned
@@ -83,18 +83,26 @@ class CookHead:
     status: CookStatus
     count: int
     max_concurrent: int
-    last_seq: int
+    last_seq: int  # the latest numbered event (every one up to it is, or is about to be, logged)
+    recorded: int = 0  # events of the cook's own recorded but not yet numbered
 
     @property
     def ended(self) -> bool:
-        return self.status not in ACTIVE
+        """The cook ended and its last event is numbered (``last_seq`` is its final seq)."""
+        return self.status not in ACTIVE and not self.recorded
 
 
-HEAD_FIELDS = {"status": 1, "count": 1, "maxConcurrent": 1, "lastSeq": 1}
+HEAD_FIELDS = {"status": 1, "count": 1, "maxConcurrent": 1, "lastSeq": 1, "outbox": 1}
 
 
 def _head(doc: Document) -> CookHead:
-    return CookHead(CookStatus(doc["status"]), doc["count"], doc["maxConcurrent"], doc["lastSeq"])
+    return CookHead(
+        CookStatus(doc["status"]),
+        doc["count"],
+        doc["maxConcurrent"],
+        doc["lastSeq"],
+        len(doc.get("outbox") or ()),
+    )
 
 
 class CookStore:
@@ -106,6 +114,11 @@ class CookStore:
     @staticmethod
     def indexes() -> list[IndexModel]:
         return [
+            IndexModel(
+                "unlogged",
+                name="unlogged_events",
+                partialFilterExpression={"unlogged": {"$exists": True}},
+            ),
             IndexModel(
                 "activeKey",
                 name="one_active_cook_per_collection",
@@ -168,7 +181,12 @@ class CookStore:
             "createdAt": at,
             "updatedAt": at,
             "endedAt": None,
+            # The first event is numbered at once: recorded as the cook's batch, it is written
+            # to the log below, or by the next relay if this process dies first.
             "lastSeq": 1,
+            "ver": 0,
+            "batch": [{**recorded(EventType.COOK_STARTED), "seq": 1}],
+            "unlogged": True,
         }
         try:
             await self._cooks.insert_one(doc)
@@ -178,7 +196,7 @@ class CookStore:
                 "the collection already has an active cook",
                 activeCookId=active["_id"] if active else None,
             ) from exc
-        await self._events.write(doc["_id"], 1, EventType.COOK_STARTED)
+        await self._events.relay(doc["_id"])
         return _from_doc(doc)
 
     async def get(self, principal: Principal, cook_id: str) -> Cook:
@@ -231,28 +249,30 @@ class CookStore:
         principal: Principal | None = None,
         reason: str | None = None,
     ) -> Cook | None:
-        """Move the cook from one of ``allowed_from`` to ``to`` and log it; None if it was not
-        in such a state (someone else moved it first, or it never was)."""
+        """Move the cook from one of ``allowed_from`` to ``to``, recording its event in the same
+        update, and relay it to the log; None if it was not in such a state (someone else
+        moved it first, or it never was)."""
         query: Document = {"_id": cook_id, "status": {"$in": [s.value for s in allowed_from]}}
         if principal is not None:
             query = owned(principal, query)
         at = clock.now()
-        update: Document = {
-            "$set": {"status": to.value, "updatedAt": at},
-            "$inc": {"lastSeq": 1},
-        }
+        fields: Document = {"status": to.value, "updatedAt": at}
         if reason is not None:
-            update["$set"]["reason"] = reason
+            fields["reason"] = reason
+        update: Document = {"$set": fields}
         if to not in ACTIVE:
-            update["$set"]["endedAt"] = at
+            fields["endedAt"] = at
             update["$unset"] = {"activeKey": ""}
         doc = await self._cooks.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER
+            query,
+            merge_updates(update, cook_outbox(recorded(event, detail=reason))),
+            return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             return None
-        await self._events.write(cook_id, doc["lastSeq"], event, detail=reason)
-        return _from_doc(doc)
+        await self._events.relay(cook_id)
+        cook = _from_doc(doc)
+        return replace(cook, last_seq=max(cook.last_seq, self._events.known_last_seq(cook_id)))
 
 
 def _from_doc(doc: Document) -> Cook:
@@ -278,6 +298,8 @@ def _from_doc(doc: Document) -> Cook:
         created_at=doc["createdAt"],
         updated_at=doc["updatedAt"],
         ended_at=doc.get("endedAt"),
-        last_seq=doc["lastSeq"],
+        # Its own recorded events count as if numbered: once ``last_seq`` events are listed,
+        # every transition the cook shows is among them.
+        last_seq=doc["lastSeq"] + len(doc.get("outbox") or ()),
         steps=steps_from_doc(doc.get("spellSteps", [])),
     )

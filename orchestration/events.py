@@ -1,26 +1,67 @@
-"""The per-cook event log: strictly increasing ``seq`` per cook, no duplicates.
+"""The per-cook event log: every committed transition has exactly one event, even under SIGKILL.
 
-A sequence number comes from ``$inc`` on the cook document, made in the same single-document
-update as the cook transition it records where there is one, and the event's ``_id`` is
-``cookId:seq``, so an event can never be written twice.
+There are no transactions (the embedded server does not isolate them), so a transition and a
+log entry cannot be one write. Instead the event travels in two hops, each idempotent:
+
+1. **Outbox.** The transition's own single-document update records its event on the document
+   it changes: a piece's ``$push`` to ``outbox`` (with ``unlogged: cookId``, indexed) in the
+   same update that claims, settles or rejects it; a cook's in the update that moves its status
+   (with ``unlogged: true`` and ``$inc: {ver: 1}``). Once the transition is committed, so is
+   its event; a crash cannot split them.
+2. **Relay.** ``EventLog.relay(cook_id)`` moves recorded events into the log. It runs right
+   after a transition in the process that made it (for latency), and every process's sweeper
+   runs it for every cook with ``unlogged`` events, so a process that dies between the two hops
+   loses nothing. One relay round:
+
+   a. finish the cook's last *batch* if one is recorded (insert its events, pull them from
+      the pieces' outboxes: both no-ops when already done);
+   b. read the pieces' outboxes (``{unlogged: cookId}``, by index);
+   c. one conditional update of the cook, on the ``ver`` it read: the events of the pieces
+      and of the cook's own outbox get the seqs ``lastSeq + 1 ...``, recorded as the new
+      ``batch`` in the same update that raises ``lastSeq`` and empties the cook's outbox;
+   d. insert the batch into the log (``_id`` is ``cookId:seq``, so a repeat is refused as a
+      duplicate), then pull its events from the pieces' outboxes.
+
+   A seq therefore exists only together with its event (in ``batch``, until the next round
+   clears it), so the log has no holes: a seq up to ``lastSeq`` not yet in the log is in the
+   cook's ``batch`` and the next relay of any process writes it. Every change to the batch or
+   the cook's outbox raises ``ver``, so of two racing relays the second's update matches
+   nothing (it reads again); and since a batch is pulled from the pieces before the next one is
+   recorded, no event is ever given two seqs.
+
+Order: within a batch, events go by time, each document's in its own order, and a cook's
+terminal event last (it is only taken once the pieces' outboxes were read in full), so a
+subscriber sees the terminal event after the piece events that led to it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
+import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
 
+from domain.ids import new_id
 from orchestration import clock
 
 type Document = dict[str, Any]
 
+log = logging.getLogger("cook.events")
+
 MAX_EVENTS_PAGE = 500
+MAX_BATCH_PIECES = 200  # pieces whose outboxes one relay round takes
+MAX_RELAY_ROUNDS = 50  # bound on one relay call; the sweeper continues
+RELAY_FIELDS = {"lastSeq": 1, "ver": 1, "outbox": 1, "batch": 1, "unlogged": 1}
+DUPLICATE_KEY = 11000
 
 
 class EventType(StrEnum):
@@ -39,6 +80,10 @@ class EventType(StrEnum):
     PIECE_REJECTED = "piece_rejected"
 
 
+TERMINAL = {EventType.COOK_COMPLETED.value, EventType.COOK_FAILED.value}
+TERMINAL.add(EventType.COOK_CANCELLED.value)
+
+
 @dataclass(frozen=True)
 class Event:
     cook_id: str
@@ -51,10 +96,71 @@ class Event:
     detail: str | None
 
 
+def recorded(
+    type: EventType,
+    *,
+    piece_id: str | None = None,
+    index: int | None = None,
+    attempt: int | None = None,
+    detail: str | None = None,
+) -> Document:
+    """An event as a transition records it in its document's outbox (no seq yet)."""
+    return {
+        "key": new_id("ev"),
+        "type": type.value,
+        "at": clock.now(),
+        "pieceId": piece_id,
+        "index": index,
+        "attempt": attempt,
+        "detail": detail,
+    }
+
+
+def piece_outbox(cook_id: str, event: Document) -> Document:
+    """What a piece transition adds to its update to record ``event``."""
+    return {"$push": {"outbox": event}, "$set": {"unlogged": cook_id}}
+
+
+def cook_outbox(event: Document) -> Document:
+    """What a cook transition adds to its update to record ``event``."""
+    return {"$push": {"outbox": event}, "$set": {"unlogged": True}, "$inc": {"ver": 1}}
+
+
+def merge_updates(*updates: Document) -> Document:
+    """Update documents combined operator by operator (their fields must not overlap)."""
+    merged: Document = {}
+    for update in updates:
+        for op, fields in update.items():
+            merged.setdefault(op, {}).update(fields)
+    return merged
+
+
+@dataclass
+class _Relaying:
+    task: asyncio.Task[None]
+    again: bool = False
+
+
+@dataclass
+class _State:
+    """The cook's relay fields as last read or written by this process (a hint: every write
+    made from it is conditional on its ``ver``)."""
+
+    doc: Document
+    finished_batch: int | None = None  # first seq of a batch this process finished writing
+    fresh: bool = True  # read or written by the current relay call
+
+
+@dataclass
 class EventLog:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._events = db["cook_events"]
-        self._cooks = db["cooks"]
+    db: AsyncDatabase[Document]
+    _relays: dict[str, _Relaying] = field(default_factory=dict)
+    _states: dict[str, _State] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._events = self.db["cook_events"]
+        self._cooks = self.db["cooks"]
+        self._pieces = self.db["pieces"]
 
     @staticmethod
     def indexes() -> list[IndexModel]:
@@ -63,46 +169,171 @@ class EventLog:
     async def ensure_indexes(self) -> None:
         await self._events.create_indexes(self.indexes())
 
-    async def next_seq(self, cook_id: str) -> int:
+    # --- the relay ----------------------------------------------------------------------
+
+    async def relay(self, cook_id: str) -> None:
+        """Move the cook's recorded events into the log, now. One relay per cook runs in this
+        process at a time; a call during one makes it go round again and waits for it."""
+        running = self._relays.get(cook_id)
+        if running is not None and not running.task.done():
+            running.again = True
+            await asyncio.shield(running.task)
+            return
+        relaying = _Relaying(asyncio.create_task(self._relay_repeatedly(cook_id)))
+        self._relays[cook_id] = relaying
+        try:
+            await asyncio.shield(relaying.task)
+        finally:
+            if relaying.task.done() and self._relays.get(cook_id) is relaying:
+                del self._relays[cook_id]
+
+    async def _relay_repeatedly(self, cook_id: str) -> None:
+        relaying = self._relays[cook_id]
+        try:
+            while True:
+                relaying.again = False
+                await self._relay_rounds(cook_id)
+                if not relaying.again:
+                    return
+        except PyMongoError:
+            # The transitions are committed with their events; the sweeper relays them later.
+            self._states.pop(cook_id, None)
+            log.warning("relaying events of %s failed; the sweeper retries", cook_id, exc_info=True)
+
+    async def _relay_rounds(self, cook_id: str) -> None:
+        if (cached := self._states.get(cook_id)) is not None:
+            cached.fresh = False  # a transition may have come since: "nothing to do" needs a read
+        for _ in range(MAX_RELAY_ROUNDS):
+            if not await self._relay_round(cook_id):
+                return
+
+    async def _read_state(self, cook_id: str) -> _State | None:
+        doc = await self._cooks.find_one({"_id": cook_id}, RELAY_FIELDS)
+        if doc is None:
+            self._states.pop(cook_id, None)
+            return None
+        state = _State(doc)
+        self._states[cook_id] = state
+        return state
+
+    async def _relay_round(self, cook_id: str) -> bool:
+        """One round; whether another may find more to do."""
+        state = self._states.get(cook_id) or await self._read_state(cook_id)
+        if state is None:
+            return False
+        batch: list[Document] = state.doc.get("batch") or []
+        if batch and state.finished_batch != batch[0]["seq"]:
+            await self._write_batch(cook_id, batch)
+            state.finished_batch = batch[0]["seq"]
+        cursor = self._pieces.find({"unlogged": cook_id}, {"outbox": 1, "index": 1})
+        found = [d async for d in cursor.limit(MAX_BATCH_PIECES)]
+        complete = len(found) < MAX_BATCH_PIECES
+        own: list[Document] = state.doc.get("outbox") or []
+        keep = [] if complete else [e for e in own if e["type"] in TERMINAL]
+        stale: dict[str, list[str]] = {d["_id"]: [] for d in found if not d.get("outbox")}
+        if stale:
+            await self._pull(stale)  # emptied by a relay that died before clearing the flag
+        lists = [
+            [{**e, "origin": "piece", "pieceId": d["_id"], "index": d["index"]} for e in ob]
+            for d in found
+            if (ob := d.get("outbox"))
+        ]
+        lists.append([e for e in own if e not in keep])
+        events = list(heapq.merge(*lists, key=_event_order))
+        last: int = state.doc["lastSeq"]
+        numbered = [{**e, "seq": last + i} for i, e in enumerate(events, start=1)]
+        if numbered:
+            update: Document = {
+                "$set": {"batch": numbered, "lastSeq": last + len(numbered), "outbox": keep},
+                "$inc": {"ver": 1},
+            }
+        elif batch or own or state.doc.get("unlogged"):
+            update = {"$unset": {"batch": "", "unlogged": ""}, "$inc": {"ver": 1}}
+        elif not state.fresh:
+            await self._read_state(cook_id)
+            return True
+        else:
+            return False
         doc = await self._cooks.find_one_and_update(
-            {"_id": cook_id},
-            {"$inc": {"lastSeq": 1}},
-            projection={"lastSeq": 1},
+            # None matches a missing ``ver`` too (a cook stored before there were outboxes).
+            {"_id": cook_id, "ver": state.doc.get("ver")},
+            update,
+            projection=RELAY_FIELDS,
             return_document=ReturnDocument.AFTER,
         )
-        if doc is None:
-            raise LookupError(cook_id)
-        seq: int = doc["lastSeq"]
-        return seq
+        if doc is None:  # another relay or a cook transition came first: read again
+            await self._read_state(cook_id)
+            return True
+        state = _State(doc, finished_batch=state.finished_batch)
+        self._states[cook_id] = state
+        if not numbered:
+            return False
+        await self._write_batch(cook_id, numbered)
+        state.finished_batch = numbered[0]["seq"]
+        return not complete or bool(keep)
 
-    async def write(
-        self,
-        cook_id: str,
-        seq: int,
-        type: EventType,
-        *,
-        piece_id: str | None = None,
-        index: int | None = None,
-        attempt: int | None = None,
-        detail: str | None = None,
-    ) -> None:
-        await self._events.insert_one(
-            {
-                "_id": f"{cook_id}:{seq:010d}",
-                "cookId": cook_id,
-                "seq": seq,
-                "type": type.value,
-                "at": clock.now(),
-                "pieceId": piece_id,
-                "index": index,
-                "attempt": attempt,
-                "detail": detail,
-            }
+    async def _write_batch(self, cook_id: str, batch: list[Document]) -> None:
+        """Insert a recorded batch into the log and pull it from the pieces' outboxes; each
+        part is a no-op where already done."""
+        try:
+            await self._events.insert_many([_log_doc(cook_id, e) for e in batch], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+        keys: dict[str, list[str]] = {}
+        for e in batch:
+            if e.get("origin") == "piece":
+                keys.setdefault(e["pieceId"], []).append(e["key"])
+        await self._pull(keys)
+
+    async def _pull(self, keys: dict[str, list[str]]) -> None:
+        """Take relayed events out of the pieces' outboxes; an emptied outbox is no longer
+        ``unlogged``."""
+        ops: list[UpdateOne] = []
+        for piece_id, ks in keys.items():
+            if ks:
+                pull = {"$pull": {"outbox": {"key": {"$in": ks}}}}
+                ops.append(UpdateOne({"_id": piece_id}, pull))
+            ops.append(
+                UpdateOne({"_id": piece_id, "outbox": {"$size": 0}}, {"$unset": {"unlogged": ""}})
+            )
+        if ops:
+            await self._pieces.bulk_write(ops, ordered=True)
+
+    def known_last_seq(self, cook_id: str) -> int:
+        """The cook's ``lastSeq`` as this process last saw it (a hint; 0: not seen)."""
+        state = self._states.get(cook_id)
+        return 0 if state is None else int(state.doc["lastSeq"])
+
+    async def unlogged_cook_ids(self, limit: int = 1000) -> set[str]:
+        """Cooks with events recorded but maybe not yet in the log (for the sweeper)."""
+        ids = {
+            d["_id"] async for d in self._cooks.find({"unlogged": True}, {"_id": 1}).limit(limit)
+        }
+        async for d in self._pieces.find({"unlogged": {"$gt": ""}}, {"unlogged": 1}).limit(limit):
+            ids.add(d["unlogged"])
+        return ids
+
+    async def append(self, cook_id: str, type: EventType, **fields: Any) -> bool:
+        """Record an event of the cook that has no transition of its own, and relay it."""
+        result = await self._cooks.update_one(
+            {"_id": cook_id}, cook_outbox(recorded(type, **fields))
         )
+        await self.relay(cook_id)
+        return result.matched_count == 1
 
-    async def append(self, cook_id: str, type: EventType, **fields: Any) -> None:
-        """Record an event that has no cook transition of its own (a piece's)."""
-        await self.write(cook_id, await self.next_seq(cook_id), type, **fields)
+    async def stop(self) -> None:
+        """Cancel this process's relays (the sweeper of any process finishes their work)."""
+        for relaying in list(self._relays.values()):
+            relaying.task.cancel()
+        for relaying in list(self._relays.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await relaying.task
+        self._relays.clear()
+        self._states.clear()
+
+    # --- reading the log ----------------------------------------------------------------
 
     async def between(self, cook_id: str, after_seq: int, upto_seq: int) -> AsyncIterator[Event]:
         """Events with ``after_seq < seq <= upto_seq``, in order, read a page at a time."""
@@ -147,3 +378,21 @@ class EventLog:
             )
             async for d in cursor
         ]
+
+
+def _event_order(event: Document) -> tuple[bool, datetime]:
+    return event["type"] in TERMINAL, event["at"]
+
+
+def _log_doc(cook_id: str, event: Document) -> Document:
+    return {
+        "_id": f"{cook_id}:{event['seq']:010d}",
+        "cookId": cook_id,
+        "seq": event["seq"],
+        "type": event["type"],
+        "at": event["at"],
+        "pieceId": event.get("pieceId"),
+        "index": event.get("index"),
+        "attempt": event.get("attempt"),
+        "detail": event.get("detail"),
+    }

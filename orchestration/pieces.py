@@ -15,156 +15,82 @@ An attempt's outcome is applied only if the piece is still running that same att
 (``status: running, attempt: N`` in the filter): a duplicate, late or out-of-order completion
 matches nothing and changes nothing.
 
-Review state lives in one field, ``review``: ``pending`` (completed, not yet reviewed),
-``accepted``, ``rejected``, or ``excluded`` (accepted, but left out of exports; the old
-system's "cull"). Every list query names the index that serves it (``listing``).
+Each transition records its event in the same update (``outbox``, see ``events.py``), so the
+event of a committed transition cannot be lost. The model is in ``piece_model.py``, the
+listings' query plans in ``piece_listing.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
-from domain.errors import BadUserInput
 from domain.ids import AccountId, new_id
 from domain.principal import Principal
 from orchestration import clock
-from orchestration.engine import ChosenTrait, Draw
+from orchestration.engine import Draw
+from orchestration.events import EventType, merge_updates, piece_outbox, recorded
 from orchestration.pagination import Page, check_first
+from orchestration.piece_listing import (
+    Listing,
+    PieceOrder,
+    PieceQuery,
+    index_cursor,
+    listing,
+    parse_index_cursor,
+)
+from orchestration.piece_model import (
+    EXCLUDED,
+    Attempt,
+    CookNumbers,
+    Failure,
+    Outcome,
+    Piece,
+    PieceStatus,
+    Review,
+    Success,
+    from_doc,
+    stored_reviews,
+)
 from orchestration.policy import CookPolicy
 from orchestration.scope import owned
-from orchestration.tools import MediaRef
+
+# Re-exported: importers of the piece model and listings from before the split.
+__all__ = [
+    "EXCLUDED",
+    "Attempt",
+    "CookNumbers",
+    "Failure",
+    "Listing",
+    "Outcome",
+    "Piece",
+    "PieceOrder",
+    "PieceQuery",
+    "PieceStatus",
+    "PieceStore",
+    "Review",
+    "Success",
+    "index_cursor",
+    "listing",
+    "parse_index_cursor",
+    "stored_reviews",
+]
 
 type Document = dict[str, Any]
 
 ID_PREFIX = "pc"
 # What a piece gives back when it stops being live: its seat and its trait combination.
 RELEASE_PLACE = {"seat": "", "combo": ""}
-
-
-class PieceStatus(StrEnum):
-    RUNNING = "running"  # in flight: holds a slot and a seat
-    RETRYING = "retrying"  # waiting for its next attempt: holds a seat
-    COMPLETED = "completed"  # holds a seat unless rejected
-    FAILED = "failed"  # gave up: holds nothing
-    CANCELLED = "cancelled"  # its cook ended before it could run again: holds nothing
-
-
-class Review(StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-
-
-# The stored ``review`` of an accepted piece left out of exports. It is still accepted: it keeps
-# its seat and counts as accepted everywhere; only exports skip it.
-EXCLUDED = "excluded"
-
-
-def stored_reviews(reviews: tuple[Review, ...], excluded: bool | None) -> list[str] | None:
-    """The stored ``review`` values matching a filter on outcome and exclusion; None: any."""
-    if not reviews and excluded is None:
-        return None
-    wanted = set(reviews or tuple(Review))
-    values = {r.value for r in wanted}
-    if Review.ACCEPTED in wanted:
-        values.add(EXCLUDED)
-    if excluded is True:
-        values &= {EXCLUDED}
-    elif excluded is False:
-        values.discard(EXCLUDED)
-        if not reviews:
-            return None  # "not excluded" alone: handled as a residual filter (see listing)
-    return sorted(values)
-
-
-@dataclass(frozen=True)
-class Success:
-    text: str
-    cost_micros: int
-    media: tuple[MediaRef, ...] = ()
-
-
-@dataclass(frozen=True)
-class Failure:
-    reason: str
-    retryable: bool
-
-
-type Outcome = Success | Failure
-
-
-@dataclass(frozen=True)
-class Attempt:
-    attempt: int
-    outcome: str  # completed, retrying or failed
-    reason: str | None
-    ended_at: datetime
-
-
-@dataclass(frozen=True)
-class Piece:
-    id: str
-    cook_id: str
-    collection_id: str
-    owner_id: AccountId
-    index: int
-    job_key: str
-    status: PieceStatus
-    review: Review | None
-    excluded: bool
-    reviewed_at: datetime | None
-    attempt: int
-    attempts: tuple[Attempt, ...]
-    seed: int
-    config_hash: str
-    traits: tuple[ChosenTrait, ...]
-    params: Any
-    output_text: str | None
-    cost_micros: int
-    last_error: str | None
-    created_at: datetime
-    attempt_started_at: datetime | None
-    completed_at: datetime | None
-    media: tuple[MediaRef, ...] = ()
-    run_id: str | None = None  # the provider's run id of the current or last attempt
-
-    @property
-    def duration_ms(self) -> int | None:
-        """How long the successful attempt took (a completed piece only)."""
-        if self.completed_at is None:
-            return None
-        start = self.attempt_started_at or self.created_at
-        return int((self.completed_at - start).total_seconds() * 1000)
-
-
-@dataclass(frozen=True)
-class CookNumbers:
-    in_flight: int = 0
-    retrying: int = 0
-    completed: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    cost_micros: int = 0
-
-    @property
-    def pending_review(self) -> int:
-        return self.completed - self.accepted - self.rejected
-
-    @property
-    def live(self) -> int:
-        """Pieces holding a seat: in flight, waiting to retry, or completed and not rejected."""
-        return self.in_flight + self.retrying + self.completed - self.rejected
+OUTCOME_EVENTS = {
+    PieceStatus.COMPLETED.value: EventType.PIECE_COMPLETED,
+    PieceStatus.RETRYING.value: EventType.PIECE_RETRYING,
+    PieceStatus.FAILED.value: EventType.PIECE_FAILED,
+}
 
 
 def seat_key(cook_id: str, seat: int) -> str:
@@ -175,7 +101,7 @@ def slot_key(cook_id: str, slot: int) -> str:
     return f"{cook_id}:{slot}"
 
 
-def _number(key: str) -> int:
+def number_of(key: str) -> int:
     return int(key.rsplit(":", 1)[1])
 
 
@@ -202,6 +128,8 @@ class PieceStore:
                 partialFilterExpression={"combo": string},
             ),
             IndexModel([("status", ASCENDING), ("leaseExpiresAt", ASCENDING)], name="leases"),
+            # Pieces with events recorded but not yet relayed, by cook (see events.py).
+            IndexModel("unlogged", name="unlogged_events", sparse=True),
             # Listings (and counts, through their prefixes): by scope, optionally one filter
             # field, then the piece index (walked either way).
             *(
@@ -220,43 +148,51 @@ class PieceStore:
 
     # --- what is taken ------------------------------------------------------------------
 
-    async def taken_slots(self, cook_id: str) -> set[int]:
+    async def flying(self, cook_id: str) -> list[Document]:
+        """The cook's pieces in flight or waiting to retry: status, slot, attempt and when the
+        next attempt is due (by index ``cook_status_by_index``)."""
+        statuses = [PieceStatus.RUNNING.value, PieceStatus.RETRYING.value]
         cursor = self._pieces.find(
-            {"cookId": cook_id, "status": PieceStatus.RUNNING.value}, {"slot": 1}
+            {"cookId": cook_id, "status": {"$in": statuses}},
+            {"status": 1, "slot": 1, "attempt": 1, "nextAttemptAt": 1},
         )
-        return {_number(d["slot"]) async for d in cursor if "slot" in d}
+        return [d async for d in cursor]
+
+    async def taken_slots(self, cook_id: str) -> set[int]:
+        return {
+            number_of(d["slot"])
+            for d in await self.flying(cook_id)
+            if d["status"] == PieceStatus.RUNNING.value and "slot" in d
+        }
 
     async def count_live(self, cook_id: str) -> int:
-        return await self._pieces.count_documents({"cookId": cook_id, "seat": {"$exists": True}})
+        """Pieces holding a seat of the cook (a range of the ``live_seat`` index)."""
+        return await self._count({"seat": _prefixed(cook_id)})
 
     async def taken_seats(self, cook_id: str) -> set[int]:
-        cursor = self._pieces.find({"cookId": cook_id, "seat": {"$exists": True}}, {"seat": 1})
-        return {_number(d["seat"]) async for d in cursor}
+        cursor = self._pieces.find({"seat": _prefixed(cook_id)}, {"seat": 1})
+        return {number_of(d["seat"]) async for d in cursor}
 
     async def supply_used(self, collection_id: str) -> int:
         """Pieces that count against the collection's supply: every live piece of any cook."""
-        return await self._pieces.count_documents(
-            {"collectionId": collection_id, "seat": {"$exists": True}}
-        )
+        return await self._count({"collectionId": collection_id, "seat": {"$exists": True}})
 
     async def combinations_held(self, collection_id: str) -> int:
-        return await self._pieces.count_documents(
-            {"collectionId": collection_id, "combo": {"$exists": True}}
-        )
+        return await self._count({"combo": _prefixed(collection_id)})
 
     async def count(self, cook_id: str, statuses: tuple[PieceStatus, ...]) -> int:
-        return await self._pieces.count_documents(
+        return await self._count(
             {"cookId": cook_id, "status": {"$in": [s.value for s in statuses]}}
         )
 
-    async def completed_live(self, cook_id: str) -> int:
-        return await self._pieces.count_documents(
-            {"cookId": cook_id, "status": PieceStatus.COMPLETED.value, "seat": {"$exists": True}}
-        )
+    async def _count(self, query: Document) -> int:
+        """One ``count`` command (``count_documents`` would run an aggregation)."""
+        reply = await self._pieces.database.command({"count": self._pieces.name, "query": query})
+        return int(reply["n"])
 
     # --- transitions --------------------------------------------------------------------
 
-    async def create(
+    def new_doc(
         self,
         *,
         cook_id: str,
@@ -267,12 +203,13 @@ class PieceStore:
         seat: int,
         slot: int,
         combo: str | None = None,
-    ) -> Piece:
-        """Insert a new piece, in flight on its first attempt. Raises DuplicateKeyError when
-        its seat, slot or index is taken."""
+    ) -> Document:
+        """A new piece, in flight on its first attempt, its ``PIECE_SUBMITTED`` recorded."""
         at = clock.now()
+        piece_id = new_id(ID_PREFIX)
+        submitted = recorded(EventType.PIECE_SUBMITTED, attempt=1)
         doc: Document = {
-            "_id": new_id(ID_PREFIX),
+            "_id": piece_id,
             "cookId": cook_id,
             "collectionId": collection_id,
             "ownerId": owner_id,
@@ -294,40 +231,66 @@ class PieceStore:
             "attempts": [],
             "createdAt": at,
             "updatedAt": at,
+            "outbox": [submitted],
+            "unlogged": cook_id,
         }
         if combo is not None:
             doc["combo"] = f"{collection_id}:{combo}"
-        await self._pieces.insert_one(doc)
-        return _from_doc(doc)
+        return doc
 
-    async def claim_retry(self, cook_id: str, slot: int) -> Piece | None:
-        """Start the next attempt of a piece whose backoff has passed, in ``slot``."""
+    async def insert(self, docs: list[Document]) -> list[Document | None]:
+        """Insert new pieces in one round trip; for each, None if inserted, else the key
+        pattern of the unique index that refused it (its seat, slot, index or combination)."""
+        if not docs:
+            return []
+        refused: list[Document | None] = [None] * len(docs)
+        try:
+            await self._pieces.bulk_write([InsertOne(d) for d in docs], ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != 11000:
+                    raise
+                refused[error["index"]] = error.get("keyPattern") or {"_unknown": 1}
+        return refused
+
+    async def claim_retry(
+        self, cook_id: str, piece_id: str, attempt: int, slot: int
+    ) -> Piece | None:
+        """Start attempt ``attempt + 1`` of a piece waiting to retry, in ``slot``, recording its
+        ``PIECE_SUBMITTED``; None if it is no longer waiting there or not yet due. Raises
+        DuplicateKeyError when the slot is taken."""
         at = clock.now()
+        submitted = recorded(EventType.PIECE_SUBMITTED, attempt=attempt + 1)
         doc = await self._pieces.find_one_and_update(
             {
-                "cookId": cook_id,
+                "_id": piece_id,
                 "status": PieceStatus.RETRYING.value,
+                "attempt": attempt,
                 "nextAttemptAt": {"$lte": at},
             },
-            {
-                "$set": {
-                    "status": PieceStatus.RUNNING.value,
-                    "slot": slot_key(cook_id, slot),
-                    "attemptStartedAt": at,
-                    "leaseExpiresAt": at + timedelta(seconds=self._policy.lease_seconds),
-                    "updatedAt": at,
+            merge_updates(
+                {
+                    "$set": {
+                        "status": PieceStatus.RUNNING.value,
+                        "slot": slot_key(cook_id, slot),
+                        "attempt": attempt + 1,
+                        "attemptStartedAt": at,
+                        "leaseExpiresAt": at + timedelta(seconds=self._policy.lease_seconds),
+                        "updatedAt": at,
+                    },
+                    "$unset": {"nextAttemptAt": ""},
                 },
-                "$inc": {"attempt": 1},
-                "$unset": {"nextAttemptAt": ""},
-            },
+                piece_outbox(cook_id, submitted),
+            ),
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else _from_doc(doc)
+        return None if doc is None else from_doc(doc)
 
     async def settle(
-        self, piece_id: str, attempt: int, outcome: Outcome, *, may_retry: bool
+        self, cook_id: str, piece_id: str, attempt: int, outcome: Outcome, *, may_retry: bool
     ) -> Piece | None:
-        """The one place an attempt's outcome is applied. None: it was already settled."""
+        """The one place an attempt's outcome is applied, its event recorded in the same
+        update. None: it was already settled."""
         at = clock.now()
         record: Document = {"attempt": attempt, "endedAt": at}
         unset: Document = {"slot": "", "leaseExpiresAt": ""}
@@ -353,12 +316,34 @@ class PieceStore:
             record.update(outcome="failed", reason=outcome.reason)
             fields = {"status": PieceStatus.FAILED.value, "lastError": outcome.reason}
             unset.update(RELEASE_PLACE)
+        detail = outcome.reason if isinstance(outcome, Failure) else None
+        event = recorded(OUTCOME_EVENTS[fields["status"]], attempt=attempt, detail=detail)
         doc = await self._pieces.find_one_and_update(
             {"_id": piece_id, "status": PieceStatus.RUNNING.value, "attempt": attempt},
-            {"$set": {**fields, "updatedAt": at}, "$unset": unset, "$push": {"attempts": record}},
+            merge_updates(
+                {"$set": {**fields, "updatedAt": at}, "$unset": unset},
+                {"$push": {"attempts": record}},
+                piece_outbox(cook_id, event),
+            ),
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else _from_doc(doc)
+        return None if doc is None else from_doc(doc)
+
+    async def note_progress(self, cook_id: str, piece_id: str, attempt: int, status: str) -> bool:
+        """Record a provider's progress status of the running attempt, once per change, with
+        its ``PIECE_PROGRESS`` event; whether it was new."""
+        noted = f"{attempt}:{status}"
+        event = recorded(EventType.PIECE_PROGRESS, attempt=attempt, detail=status[:100])
+        result = await self._pieces.update_one(
+            {
+                "_id": piece_id,
+                "status": PieceStatus.RUNNING.value,
+                "attempt": attempt,
+                "progress": {"$ne": noted},
+            },
+            merge_updates({"$set": {"progress": noted}}, piece_outbox(cook_id, event)),
+        )
+        return result.modified_count == 1
 
     async def hold(
         self, piece_id: str, attempt: int, seconds: float | None, run_id: str | None = None
@@ -409,9 +394,11 @@ class PieceStore:
             .sort("leaseExpiresAt", ASCENDING)
             .limit(limit)
         )
-        return [_from_doc(d) async for d in cursor]
+        return [from_doc(d) async for d in cursor]
 
-    async def review(self, principal: Principal, piece_id: str, outcome: Review) -> Piece | None:
+    async def review(
+        self, principal: Principal, cook_id: str, piece_id: str, outcome: Review
+    ) -> Piece | None:
         """Accept or reject a completed piece. Rejecting gives its seat back. Idempotent.
         None when the caller cannot see a completed piece by that id (or, accepting, one that
         is rejected or excluded: accepting an excluded piece leaves it as it is)."""
@@ -419,14 +406,19 @@ class PieceStore:
         query = owned(principal, {"_id": piece_id, "status": PieceStatus.COMPLETED.value})
         update: Document = {"$set": {"review": outcome.value, "reviewedAt": at, "updatedAt": at}}
         if outcome is Review.REJECTED:
+            # Rejected once: a rejected piece matches no later rejection, so one event.
+            query["review"] = {"$ne": Review.REJECTED.value}
             update["$unset"] = dict(RELEASE_PLACE)
+            update = merge_updates(
+                update, piece_outbox(cook_id, recorded(EventType.PIECE_REJECTED))
+            )
         else:
             # A rejected piece's seat may already hold its replacement: it stays rejected.
             query["review"] = {"$in": [Review.PENDING.value, Review.ACCEPTED.value]}
         doc = await self._pieces.find_one_and_update(
             query, update, return_document=ReturnDocument.AFTER
         )
-        return None if doc is None else _from_doc(doc)
+        return None if doc is None else from_doc(doc)
 
     async def set_excluded(
         self, principal: Principal, piece_id: str, excluded: bool
@@ -450,11 +442,11 @@ class PieceStore:
             {"$set": {"review": after, "reviewedAt": at, "updatedAt": at}},
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else _from_doc(doc)
+        return None if doc is None else from_doc(doc)
 
     async def get(self, principal: Principal, piece_id: str) -> Piece | None:
         doc = await self._pieces.find_one(owned(principal, {"_id": piece_id}))
-        return None if doc is None else _from_doc(doc)
+        return None if doc is None else from_doc(doc)
 
     async def numbers(self, cook_id: str) -> CookNumbers:
         """Counts by status and review, and the exact cost, computed from the pieces."""
@@ -502,7 +494,7 @@ class PieceStore:
         if plan.matches_nothing:
             return Page([], False, None)
         cursor = self._pieces.find(plan.filter).sort(plan.sort).hint(plan.hint).limit(plan.limit)
-        items = [_from_doc(d) async for d in cursor]
+        items = [from_doc(d) async for d in cursor]
         page = items[:first]
         end = index_cursor(page[-1].index) if page else None
         return Page(page, len(items) > first, end)
@@ -517,7 +509,7 @@ class PieceStore:
     async def load_many(self, piece_ids: list[str]) -> dict[str, Piece]:
         """Internal read by id (for the export worker, which has no caller to scope by)."""
         cursor = self._pieces.find({"_id": {"$in": piece_ids}})
-        return {d["_id"]: _from_doc(d) async for d in cursor}
+        return {d["_id"]: from_doc(d) async for d in cursor}
 
     async def analytics_rows(self, collection_id: str) -> list[Document]:
         """Counts, cost and duration per (status, review), for collection analytics."""
@@ -567,115 +559,10 @@ class PieceStore:
         return [row async for row in await self._pieces.aggregate(pipeline)]
 
 
-class PieceOrder(StrEnum):
-    NEWEST = "newest"  # highest index first: indexes are allocated in creation order
-    INDEX = "index"
-
-
-@dataclass(frozen=True)
-class PieceQuery:
-    """Which pieces to list: a collection's or a cook's, optionally filtered."""
-
-    collection_id: str | None = None
-    cook_id: str | None = None
-    statuses: tuple[PieceStatus, ...] = ()
-    reviews: tuple[Review, ...] = ()
-    excluded: bool | None = None
-    order: PieceOrder = PieceOrder.INDEX
-
-
-@dataclass(frozen=True)
-class Listing:
-    """A find, its sort and the index that serves it (passed as a hint, checked by explain)."""
-
-    filter: Document
-    sort: list[tuple[str, int]]
-    hint: str
-    limit: int
-    matches_nothing: bool = False  # the filters contradict each other: no query is needed
-
-
-def listing(
-    principal: Principal, query: PieceQuery, limit: int | None, after: str | None
-) -> Listing:
-    """The find for ``query``: scope and at most one filter field as equality (or ``$in``)
-    prefix of an index, then the piece index, so MongoDB walks the index with no sort stage."""
-    if query.cook_id is not None:
-        scope, prefix = {"cookId": query.cook_id}, "cook"
-    elif query.collection_id is not None:
-        scope, prefix = {"collectionId": query.collection_id}, "collection"
-    else:
-        raise ValueError("a piece listing needs a collection or a cook")
-    found: Document = dict(scope)
-    reviews = stored_reviews(query.reviews, query.excluded)
-    statuses = [s.value for s in query.statuses]
-    if reviews is not None:
-        found["review"] = {"$in": reviews}
-        hint = f"{prefix}_review_by_index"
-        if statuses:
-            found["status"] = {"$in": statuses}
-    elif statuses:
-        found["status"] = {"$in": statuses}
-        hint = f"{prefix}_status_by_index"
-    else:
-        hint = f"{prefix}_by_index"
-    if query.excluded is False and reviews is None:
-        found["review"] = {"$ne": EXCLUDED}
-    direction = DESCENDING if query.order is PieceOrder.NEWEST else ASCENDING
-    if after is not None:
-        found["index"] = {"$lt" if direction == DESCENDING else "$gt": parse_index_cursor(after)}
-    return Listing(owned(principal, found), [("index", direction)], hint, limit or 0, reviews == [])
-
-
-def index_cursor(index: int) -> str:
-    return base64.urlsafe_b64encode(f"i:{index}".encode()).decode()
-
-
-def parse_index_cursor(cursor: str, path: str = "after") -> int:
-    try:
-        kind, value = base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)
-        if kind != "i":
-            raise ValueError(kind)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadUserInput.at(path, "is not a cursor this API returned") from exc
-
-
 def _lease_expired() -> Document:
     return {"status": PieceStatus.RUNNING.value, "leaseExpiresAt": {"$lt": clock.now()}}
 
 
-def _from_doc(doc: Document) -> Piece:
-    review = doc.get("review")
-    excluded = review == EXCLUDED
-    if excluded:
-        review = Review.ACCEPTED.value
-    return Piece(
-        id=doc["_id"],
-        cook_id=doc["cookId"],
-        collection_id=doc["collectionId"],
-        owner_id=AccountId(doc["ownerId"]),
-        index=doc["index"],
-        job_key=doc["jobKey"],
-        status=PieceStatus(doc["status"]),
-        review=Review(review) if review else None,
-        excluded=excluded,
-        reviewed_at=doc.get("reviewedAt"),
-        attempt=doc["attempt"],
-        attempts=tuple(
-            Attempt(a["attempt"], a["outcome"], a.get("reason"), a["endedAt"])
-            for a in doc.get("attempts", ())
-        ),
-        seed=doc["seed"],
-        config_hash=doc["configHash"],
-        traits=tuple(ChosenTrait(**t) for t in doc["traits"]),
-        params=json.loads(doc["paramsJson"]),
-        output_text=doc.get("outputText"),
-        cost_micros=doc.get("costMicros", 0),
-        last_error=doc.get("lastError"),
-        created_at=doc["createdAt"],
-        attempt_started_at=doc.get("attemptStartedAt"),
-        completed_at=doc.get("completedAt"),
-        media=tuple(MediaRef(**m) for m in doc.get("media", [])),
-        run_id=doc.get("runId"),
-    )
+def _prefixed(key: str) -> Document:
+    """Keys ``key:<n>``, as a range of their index."""
+    return {"$gte": f"{key}:", "$lt": f"{key};"}

@@ -8,6 +8,12 @@ therefore reach subscribers in every process within one tick. Where the database
 streams (a MongoDB replica set), an insert into the log wakes the feed at once and the tick
 stays as a safety net.
 
+The log has no permanent holes (see ``events.py``): a seq up to the cook's ``lastSeq`` is
+either in the log or recorded, with its event, in the cook's last relay batch, which the next
+relay of any process (at the latest its sweeper, one tick later) writes. So the feed delivers
+only contiguous runs of the log and, at a seq not written yet, simply waits for it; it never
+skips one and never guesses with a timer.
+
 Delivery never waits for a subscriber: each one has a bounded buffer that drops its oldest
 entries when full. Every subscriber checks that the ``seq``s it yields are contiguous and
 reads any hole from the log itself, so a slow or late subscriber still gets each event
@@ -19,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,9 +40,6 @@ from orchestration.single_flight import SingleFlight
 
 log = logging.getLogger("cook.progress")
 
-# A seq that is taken but whose event is still missing after this long is skipped: the
-# process writing it died between the two writes, and it will never appear.
-GAP_GRACE_SECONDS = 5.0
 # After a change-stream wake-up, the feed waits this long to gather a burst into one read.
 WAKE_COALESCE_SECONDS = 0.005
 
@@ -73,7 +75,6 @@ class _Channel:
 
     delivered: int
     subscribers: set[_Subscriber] = field(default_factory=set)
-    gap_seen_at: float | None = None
 
 
 class ProgressFeed:
@@ -109,9 +110,10 @@ class ProgressFeed:
         the cook ends. Raises NotFound for a cook the caller does not own."""
         scope = (cook_id, None if principal.is_admin else principal.subject)
         head = await self._reading.run(scope, lambda: self._cooks.head(principal, cook_id))
-        if after_seq is not None and not 0 <= after_seq <= head.last_seq:
+        latest = head.last_seq + head.recorded  # as the cook's ``lastSeq`` shows it
+        if after_seq is not None and not 0 <= after_seq <= latest:
             raise BadUserInput.at(
-                "afterSeq", f"must be between 0 and the cook's latest seq ({head.last_seq})"
+                "afterSeq", f"must be between 0 and the cook's latest seq ({latest})"
             )
         subscriber = _Subscriber(deque(maxlen=self._buffer_size))
         channel = self._channels.setdefault(cook_id, _Channel(delivered=head.last_seq))
@@ -121,9 +123,11 @@ class ProgressFeed:
             yield snapshot
             last = head.last_seq if after_seq is None else after_seq
             async for item in self._from_log(cook_id, last, snapshot):
+                if item.seq != last + 1:
+                    break  # not written yet: the feed delivers it with what follows
                 yield item
                 last = item.seq
-            if head.ended:
+            if head.ended and last >= head.last_seq:
                 return
             while True:
                 await subscriber.wake.wait()
@@ -209,18 +213,10 @@ class ProgressFeed:
             for e in await self._events.after(cook_id, channel.delivered, MAX_EVENTS_PAGE)
             if e.seq <= head.last_seq
         ]
+        # A seq not written yet is in the cook's relay batch: it comes by the next relay.
         fresh = _contiguous(page, channel.delivered)
-        if not fresh and page:
-            # The next seq is taken but its event is not written yet, or never will be.
-            now = time.monotonic()
-            if channel.gap_seen_at is None:
-                channel.gap_seen_at = now
-            elif now - channel.gap_seen_at > GAP_GRACE_SECONDS:
-                log.warning("cook %s: events after seq %d never came", cook_id, channel.delivered)
-                fresh = _contiguous(page, page[0].seq - 1)
         if not fresh:
             return
-        channel.gap_seen_at = None
         numbers = await self._numbers(cook_id)
         items = [Progress(e.seq, head, numbers, e) for e in fresh]
         channel.delivered = fresh[-1].seq

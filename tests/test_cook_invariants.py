@@ -2,7 +2,8 @@
 
 Hypothesis drives cooks with random starts, pauses, resumes, cancels, reviews, sweeper ticks,
 expired leases and completions delivered zero to three times at once, late and out of order,
-and checks invariants 1-8 of the orchestrator after every step, from the documents themselves.
+and checks invariants 1-8 of the orchestrator after every step, from the documents themselves,
+and (9) that the event log holds exactly the events those documents imply, each once.
 User operations go through the GraphQL API; completions go through the orchestrator's one
 completion function, as a provider's webhook or poller does. The tool here is an "external"
 one: it accepts each attempt and leaves the outcome to the test.
@@ -28,6 +29,7 @@ from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api
+from tests.event_log import log_mismatches
 
 SOAK = os.environ.get("COOK_SOAK") == "1"
 # Shrinking re-runs whole machines (about a second each); set COOK_SHRINK=1 to minimise a failure.
@@ -258,9 +260,13 @@ class CookMachine(RuleBasedStateMachine):
             # 8. exact cost: the cook's is the sum of its pieces', each counted once
             numbers = await self.orchestrator.pieces.numbers(c["_id"])
             assert numbers.cost_micros == sum(p["costMicros"] for p in mine)
-            # events: 1..lastSeq, no gaps, no repeats
-            seqs = [e["seq"] async for e in self.db.cook_events.find({"cookId": c["_id"]})]
-            assert sorted(seqs) == list(range(1, c["lastSeq"] + 1)), "event log has gaps/repeats"
+            # 9. the log: 1..lastSeq, no gaps, no repeats, and exactly the events the
+            #    documents imply, each once (every relay in this process has finished)
+            events = [e async for e in self.db.cook_events.find({"cookId": c["_id"]})]
+            seqs = sorted(e["seq"] for e in events)
+            assert seqs == list(range(1, c["lastSeq"] + 1)), "event log has gaps/repeats"
+            assert not c.get("outbox"), "a cook event was left unrelayed"
+            assert log_mismatches(c, mine, events) == []
         # 2. the collection never exceeds its total supply
         assert sum(1 for p in pieces if "seat" in p) <= TOTAL_SUPPLY
         # 3. indexes unique per collection; the job key is cookId:index

@@ -145,7 +145,11 @@ def test_a_cook_survives_a_sigkill_of_its_api_process_mid_cook(tmp_path: Path) -
             client: MongoClient[dict[str, Any]] = MongoClient(db.uri)
             pieces = client[DB].pieces
             deadline = time.monotonic() + 60
-            while pieces.count_documents({"cookId": cook_id, "status": "completed"}) < 6:
+            # mid-cook: some pieces done, some in flight (pieces start in waves of free slots)
+            while (
+                pieces.count_documents({"cookId": cook_id, "status": "completed"}) < 6
+                or pieces.count_documents({"cookId": cook_id, "status": "running"}) == 0
+            ):
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
             victim.send_signal(signal.SIGKILL)

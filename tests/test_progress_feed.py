@@ -11,8 +11,7 @@ import pytest
 
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration import progress
-from orchestration.events import EventType
+from orchestration.events import EventType, piece_outbox, recorded
 from orchestration.progress import Progress, ProgressFeed
 from orchestration.services import Services
 from tests.api import OWNER, Api, start_cook, with_test_tool
@@ -84,26 +83,61 @@ async def test_closing_or_cancelling_a_subscription_leaves_nothing_behind(api: A
 
 
 @pytest.mark.usefixtures("external_tool")
-async def test_a_seq_whose_event_never_comes_is_skipped_after_a_grace_period(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+async def test_a_seq_numbered_by_a_process_that_died_before_logging_it_comes_in_order(
+    api: Api,
 ) -> None:
-    """A process that died between taking a seq and writing its event leaves a hole."""
-    monkeypatch.setattr(progress, "GAP_GRACE_SECONDS", 0.2)
+    """A relay that numbered a batch and died before writing it leaves the batch on the cook:
+    the next relay writes it, and the subscriber gets it at its seq (nothing is skipped)."""
     services = services_of(api)
     collection = await api.create_collection(generator={"toolId": "external"})
     cook_id = (await start_cook(api, collection["id"], count=1))["id"]
     await services.orchestrator.idle()  # its piece is submitted: nothing else writes events
     await services.orchestrator.pause(ALICE, cook_id)
+    cooks = services.events.db["cooks"]
     async with running_feed(services) as feed:
         follower = feed.follow(ALICE, cook_id, None)
-        await anext(follower)
-        hole = await services.events.next_seq(cook_id)  # taken, never written
-        await services.events.append(cook_id, EventType.PIECE_REJECTED, detail="after the hole")
-        delivered: list[Progress] = []
-        while not delivered or delivered[-1].seq <= hole:
-            delivered.append(await asyncio.wait_for(anext(follower), 5))
+        snapshot = await anext(follower)
+        seq = snapshot.seq + 1
+        event = {**recorded(EventType.PIECE_PROGRESS, detail="numbered, not written"), "seq": seq}
+        # What the dead relay left: the seq taken together with its event, nothing logged.
+        await cooks.update_one(
+            {"_id": cook_id},
+            {"$set": {"lastSeq": seq, "batch": [event], "unlogged": True}, "$inc": {"ver": 1}},
+        )
+        await services.events.stop()  # forget this process's view, as a restart would
+        waiting = asyncio.create_task(anext(follower))
+        await services.orchestrator.relay_all()  # the sweeper of any process (or this one's)
+        delivered = await asyncio.wait_for(waiting, 5)
         await follower.aclose()
-    assert hole not in [p.seq for p in delivered]
-    assert delivered[-1].seq == hole + 1
-    assert delivered[-1].event is not None
-    assert delivered[-1].event.detail == "after the hole"
+    assert delivered.seq == seq
+    assert delivered.event is not None
+    assert delivered.event.detail == "numbered, not written"
+    logged = [e.seq async for e in services.events.between(cook_id, 0, 10**6)]
+    assert logged == list(range(1, seq + 1))
+
+
+@pytest.mark.usefixtures("external_tool")
+async def test_an_event_recorded_by_a_process_that_died_before_relaying_it_is_relayed(
+    api: Api,
+) -> None:
+    """A transition committed with its event in the piece's outbox, its process gone: any
+    process's sweeper moves the event into the log, once."""
+    services = services_of(api)
+    collection = await api.create_collection(generator={"toolId": "external"})
+    cook_id = (await start_cook(api, collection["id"], count=1))["id"]
+    await services.orchestrator.idle()
+    pieces = services.events.db["pieces"]
+    piece = await pieces.find_one({"cookId": cook_id})
+    assert piece is not None
+    event = recorded(EventType.PIECE_PROGRESS, attempt=1, detail="recorded, not relayed")
+    await pieces.update_one({"_id": piece["_id"]}, piece_outbox(cook_id, event))
+    await services.events.stop()
+    for _ in range(2):
+        await services.orchestrator.relay_all()
+    logged = [e async for e in services.events.between(cook_id, 0, 10**6)]
+    assert [e.seq for e in logged] == list(range(1, len(logged) + 1))
+    assert [e.detail for e in logged].count("recorded, not relayed") == 1
+    after = await pieces.find_one({"_id": piece["_id"]})
+    assert after is not None
+    assert after["outbox"] == []
+    assert "unlogged" not in after
