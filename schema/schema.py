@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -23,6 +24,7 @@ from schema.export_types import CollectionAnalytics, Export, ExportConnection
 from schema.guards import guard_extensions
 from schema.query_cost import QueryLimits
 from schema.rate_limits import OperationLimiter
+from schema.scalars import JSON_SCALAR
 from schema.spell_types import Spell, SpellConnection
 from schema.types import (
     Collection,
@@ -130,6 +132,7 @@ def build_schema(
         types=[ManualCategory, GeneratedCategory],
         extensions=[CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+        scalar_overrides={JSON: JSON_SCALAR},
     )
 
 

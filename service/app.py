@@ -14,12 +14,15 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from auth.tokens import identify
+from domain.errors import ErrorCode
 from orchestration.media import FileMediaStore
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
+from schema.errors import INTERNAL_MESSAGE
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
 from service import provider_routes
+from service.boundary import refusal_response
 from service.database import connect
 from service.downloads import downloads
 from service.graphql_router import CookGraphQLRouter
@@ -92,9 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def request_id(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers[REQUEST_ID_HEADER] = request.state.request_id
+        """Every response carries its request id; a failure of the service itself is answered
+        in the documented shape (``INTERNAL`` with the id), and logged under it."""
+        request.state.request_id = rid = uuid.uuid4().hex
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unexpected error (request %s) at %s", rid, request.url.path)
+            response = refusal_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE, rid)
+        response.headers[REQUEST_ID_HEADER] = rid
         return response
 
     graphql = CookGraphQLRouter(
