@@ -330,3 +330,34 @@ def test_hostile_websocket_messages_get_protocol_answers_or_a_4xxx_close_and_wri
     after = sync_snapshot(s)
     for name in ("cooks", "pieces", "cook_events", "exports"):
         assert after[name] == before[name], sent
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("exp", str(int(time.time()) + 600)), ("iat", [1]), ("sub", 7), ("aud", {}), ("nbf", None)],
+)
+def test_a_wrong_typed_claim_in_connection_init_closes_the_socket_with_4403(
+    ws_client: tuple[TestClient, Settings], claim: str, value: Any
+) -> None:
+    from auth.dev_keys import ensure_dev_keys
+
+    client, s = ws_client
+    token = hostile_token(ensure_dev_keys(s.keys_dir), s.jwt_issuer, s.jwt_audience, claim, value)
+    assert converse(client, [init({"authorization": f"Bearer {token}"})]) == 4403
+
+
+def test_malformed_websocket_messages_close_the_socket_with_4400(
+    ws_client: tuple[TestClient, Settings],
+) -> None:
+    client, _ = ws_client
+    for text in ("[1]", '"connection_init"', nested(5000, "["), '{"type": 5}', "NaN"):
+        assert converse(client, [text]) == 4400, text
+    ok = init({})
+    for text in (
+        subscribe(["x"], {"query": "{ viewer { id } }"}),
+        subscribe("1", "{ viewer { id } }"),
+        subscribe("1", {"query": "{ viewer { id } }", "variables": [1]}),
+        subscribe("1", {"query": 5}),
+        '{"type": "subscribe", "id": "1", "payload": {"query": "{ viewer { id } }", "x": NaN}}',
+    ):
+        assert converse(client, [ok, text]) == 4400, text
