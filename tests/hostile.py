@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.api import Api
+from tests.api import OWNER, Api
+from tests.test_tokens import b64
 
 TYPED = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "CONFLICT", "RATE_LIMITED"}
 INTERNAL_TEXT = re.compile(r"Traceback|\b(Key|Type|Value|Recursion|Attribute|Unicode\w*)Error\b")
@@ -59,3 +63,22 @@ def documented_errors(response: httpx.Response) -> list[dict[str, Any]]:
 async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
     db = api.app.state.runtime.client[api.settings.db_name]
     return {name: [d async for d in db[name].find({}).sort("_id")] for name in COLLECTIONS}
+
+
+def dumps(value: Any) -> str:
+    """JSON as a hostile client writes it: NaN and Infinity as bare words, surrogates escaped."""
+    return json.dumps(value, allow_nan=True, ensure_ascii=True)
+
+
+def hostile_token(keys: Any, issuer: str, audience: str, claim: str, value: Any) -> str:
+    """Validly signed (EdDSA, our key), with ``claim`` set to ``value`` whatever its type
+    (PyJWT's encoder would refuse some, so the token is assembled here)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": OWNER, "iss": issuer, "aud": audience, "iat": now}
+    claims["exp"] = now + 600
+    claims[claim] = value
+    header = {"alg": "EdDSA", "typ": "JWT", "kid": keys.kid}
+    signing_input = f"{b64(dumps(header).encode())}.{b64(dumps(claims).encode())}"
+    private = serialization.load_pem_private_key(keys.private_pem, password=None)
+    assert isinstance(private, Ed25519PrivateKey)
+    return f"{signing_input}.{b64(private.sign(signing_input.encode()))}"

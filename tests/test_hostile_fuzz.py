@@ -7,12 +7,12 @@ Tokens: validly signed, with every registered claim given every wrong JSON type.
 (graphql-transport-ws, through Starlette's TestClient with the app's lifespan): sequences of
 malformed messages, hostile ``connection_init`` payloads and malformed ``subscribe`` payloads;
 the socket either answers in the protocol, with typed errors, or closes with a 44xx code.
-``COOK_FUZZ_EXAMPLES`` scales the number of examples (the default keeps the suite fast).
+Each property runs ``5 * COOK_FUZZ_EXAMPLES`` examples (default 6, or 60 with ``COOK_SOAK=1``):
+the default keeps the suite fast.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import MongoClient
@@ -38,17 +36,19 @@ from tests.hostile import (
     CREATE_SPELL,
     TYPED,
     documented_errors,
+    dumps,
+    hostile_token,
     raw_post,
     snapshot,
 )
-from tests.test_tokens import b64
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 for its TestClient; httpx (which the suite has) still works.
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
-EXAMPLES = int(os.environ.get("COOK_FUZZ_EXAMPLES", "6"))
+SOAK = os.environ.get("COOK_SOAK") == "1"
+EXAMPLES = int(os.environ.get("COOK_FUZZ_EXAMPLES", "60" if SOAK else "6"))
 FUZZ = settings(
     max_examples=EXAMPLES * 5,
     deadline=None,
@@ -90,11 +90,6 @@ QUERIES = st.sampled_from(
 def nested(levels: int, opener: str) -> str:
     closer = {"[": "]", '{"a":': "}"}[opener]
     return opener * levels + "1" + closer * levels
-
-
-def dumps(value: Any) -> str:
-    """JSON as a hostile client writes it: NaN and Infinity as bare words, surrogates escaped."""
-    return json.dumps(value, allow_nan=True, ensure_ascii=True)
 
 
 def replaced(valid: Any, path: list[int], new: Any) -> Any:
@@ -168,20 +163,6 @@ WRONG_TYPED = st.one_of(
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
-
-
-def hostile_token(keys: Any, issuer: str, audience: str, claim: str, value: Any) -> str:
-    """Validly signed (EdDSA, our key), with ``claim`` set to ``value`` whatever its type
-    (PyJWT's encoder would refuse some, so the token is assembled here)."""
-    now = int(time.time())
-    claims: dict[str, Any] = {"sub": OWNER, "iss": issuer, "aud": audience, "iat": now}
-    claims["exp"] = now + 600
-    claims[claim] = value
-    header = {"alg": "EdDSA", "typ": "JWT", "kid": keys.kid}
-    signing_input = f"{b64(dumps(header).encode())}.{b64(dumps(claims).encode())}"
-    private = serialization.load_pem_private_key(keys.private_pem, password=None)
-    assert isinstance(private, Ed25519PrivateKey)
-    return f"{signing_input}.{b64(private.sign(signing_input.encode()))}"
 
 
 @pytest.fixture

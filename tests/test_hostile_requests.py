@@ -12,7 +12,15 @@ import pytest
 
 from tests.api import ADMIN, OWNER, Api, collection_input
 from tests.conftest import MakeApi
-from tests.hostile import CREATE, CREATE_SPELL, body_of, documented_errors, raw_post, snapshot
+from tests.hostile import (
+    CREATE,
+    CREATE_SPELL,
+    body_of,
+    documented_errors,
+    hostile_token,
+    raw_post,
+    snapshot,
+)
 from tests.test_tokens import signed
 
 VIEWER = "query { viewer { id } }"
@@ -84,7 +92,8 @@ async def test_a_template_nested_deeper_than_the_json_rule_is_bad_user_input_and
 async def test_a_validly_signed_token_whose_claims_have_wrong_types_is_unauthenticated_with_why(
     api: Api, claim: str, value: object, reason: str
 ) -> None:
-    token = signed(api, **{claim: value})
+    s = api.settings
+    token = hostile_token(api.keys, s.jwt_issuer, s.jwt_audience, claim, value)
     for _ in range(2):  # the same kept-alive client keeps working after the refusal
         response = await raw_post(api, body_of(VIEWER), token=token)
         assert response.status_code == 200

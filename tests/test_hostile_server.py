@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed
 from auth.dev_keys import ensure_dev_keys
 from service.boundary import MAX_HEADER_BYTES
 from tests.api import OWNER
+from tests.hostile import hostile_token
 from tests.processes import api_process
-from tests.test_hostile_fuzz import hostile_token
 
 pytestmark = pytest.mark.slow
 VIEWER = {"query": "{ viewer { id } }"}
