@@ -35,8 +35,9 @@ class JsonLimits:
 
 
 # Every JSON-typed GraphQL input (templates, spell step params, trait tree files). Fields may
-# state tighter bounds of their own (a template is at most 64 KiB).
-FIELD_LIMITS = JsonLimits(max_depth=16, max_bytes=1024 * 1024)
+# state tighter bounds of their own, checked by the domain with the offending field's path (a
+# template or a step's params: 16 levels, 64 KiB).
+FIELD_LIMITS = JsonLimits(max_depth=32, max_bytes=1024 * 1024)
 
 
 class JsonRefused(ValueError):
