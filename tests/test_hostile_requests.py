@@ -275,3 +275,21 @@ async def test_invalid_utf8_and_non_json_bodies_are_400(api: Api) -> None:
         response = await raw_post(api, body, token=api.token(OWNER))
         assert response.status_code == 400, body
         documented_errors(response)
+
+
+async def test_a_failure_of_the_service_itself_is_a_500_in_the_documented_shape(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(raw: bytes) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("service.boundary.request_data", explode)
+    response = await raw_post(api, body_of(VIEWER), token=api.token(OWNER))
+    assert response.status_code == 500
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {
+        "code": "INTERNAL",
+        "requestId": response.headers["X-Request-ID"],
+    }
+    assert "secret" not in response.text
+    assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
