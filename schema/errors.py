@@ -15,7 +15,6 @@ from domain.errors import CookError, ErrorCode
 log = logging.getLogger("cook.errors")
 
 INTERNAL_MESSAGE = "Internal error. Quote the requestId when you report it."
-TOO_DEEP_MESSAGE = "the document nests too deeply to parse"
 # graphql-core's suggestions name fields, arguments, types and enum values: only an admin may
 # see every one of them, so only an admin is shown them (and only where the schema gives them,
 # in development).
@@ -28,14 +27,7 @@ def is_expected(error: GraphQLError) -> bool:
 
 
 def _is_request_error(error: GraphQLError) -> bool:
-    original = error.original_error
-    return original is None or isinstance(original, GraphQLError) or _too_deep(error)
-
-
-def _too_deep(error: GraphQLError) -> bool:
-    """graphql-core's parser recursing past Python's limit on a deeply nested document (within
-    the token limit): a bad request, refused before anything ran."""
-    return error.path is None and isinstance(error.original_error, RecursionError)
+    return error.original_error is None or isinstance(error.original_error, GraphQLError)
 
 
 class CodedErrors(SchemaExtension):
@@ -71,9 +63,6 @@ class CodedErrors(SchemaExtension):
             # Raised while executing: the domain's message. Before (coercion, validation):
             # graphql's, which says where (e.g. which variable).
             message = original.message if error.path is not None else error.message
-        elif _too_deep(error):
-            extensions = {"code": ErrorCode.BAD_USER_INPUT.value}
-            message = TOO_DEEP_MESSAGE
         elif _is_request_error(error):
             extensions = {"code": ErrorCode.BAD_USER_INPUT.value}
             message = error.message if admin else SUGGESTION.sub("", error.message)
