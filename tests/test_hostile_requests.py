@@ -293,3 +293,19 @@ async def test_a_failure_of_the_service_itself_is_a_500_in_the_documented_shape(
     }
     assert "secret" not in response.text
     assert any("secret internals" in (r.exc_text or "") for r in caplog.records)
+
+
+async def test_the_cost_limit_counts_introspection_fields(make_api: MakeApi) -> None:
+    from graphql import get_introspection_query
+
+    full = body_of(get_introspection_query())
+    api = await make_api()
+    answered = await raw_post(api, full, token=api.token(ADMIN, admin=True))
+    assert not documented_errors(answered)
+    cost = answered.json()["extensions"]["cost"]["requestedQueryCost"]
+    assert 10_000 < cost <= 100_000  # the schema's real sizes, within the default limit
+    tight = await make_api(max_query_cost=cost - 1)
+    refused = await raw_post(tight, full, token=tight.token(ADMIN, admin=True))
+    [error] = documented_errors(refused)
+    assert error["extensions"]["cost"] == cost
+    assert refused.json()["data"] is None
