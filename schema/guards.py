@@ -68,12 +68,10 @@ class OperationGuard(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
         principal = getattr(ctx.context, "principal", None)
-        if principal is None:
-            # Authentication is decided first: every limited field is for signed-in callers
-            # only, so an anonymous or invalid-token operation is refused UNAUTHENTICATED by
-            # its fields and never spends a budget (its address's, or anyone else's).
-            pass
-        elif self.limiter is not None and ctx.graphql_document is not None:
+        # Authentication is decided first: every limited field is for signed-in callers only,
+        # so an anonymous or invalid-token operation is refused UNAUTHENTICATED by its fields
+        # and never spends a budget (its address's, or anyone else's).
+        if principal is not None and self.limiter is not None and ctx.graphql_document:
             who = caller_key(principal.subject, getattr(ctx.context, "client_address", None))
             try:
                 await self.limiter.charge(
