@@ -71,7 +71,7 @@ class OperationGuard(SchemaExtension):
         # Authentication is decided first: every limited field is for signed-in callers only,
         # so an anonymous or invalid-token operation is refused UNAUTHENTICATED by its fields
         # and never spends a budget (its address's, or anyone else's).
-        if principal is not None and self.limiter is not None and ctx.graphql_document:
+        if principal and self.limiter is not None and ctx.graphql_document is not None:
             who = caller_key(principal.subject, getattr(ctx.context, "client_address", None))
             try:
                 await self.limiter.charge(
