@@ -21,8 +21,12 @@ type Json = Any
 
 _ESCAPE = re.compile(r"\\.", re.DOTALL)
 _STRING = re.compile(r'"[^"]*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# Outside strings, valid JSON is ASCII: dropping every other ASCII character leaves the
+# brackets (and any non-ASCII junk, which the decoder refuses afterwards).
+_NOT_BRACKET = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "[]{}"))
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SCALARS = frozenset({int, bool, type(None)})
+_CONTAINERS = frozenset({dict, list})
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -32,6 +36,7 @@ class JsonLimits:
     max_bytes: int
     max_keys: int = 1000  # members of one object
     max_key_length: int = 256
+    max_containers: int = 100_000  # arrays and objects in all (a whole trait tree is ~25,000)
 
 
 # Every JSON-typed GraphQL input (templates, spell step params, trait tree files). Fields may
@@ -62,7 +67,10 @@ def decode(raw: bytes | str, limits: JsonLimits) -> Json:
             raise JsonRefused(f"is not valid UTF-8 (at byte {exc.start})") from exc
     else:
         text = raw
-    if nesting(text) > limits.max_depth:
+    brackets = _brackets(text)
+    if brackets.count("[") + brackets.count("{") > limits.max_containers:
+        raise JsonRefused(f"holds more than {limits.max_containers} arrays and objects")
+    if _deeper_than(brackets, limits.max_depth):
         raise JsonRefused(f"nests deeper than {limits.max_depth} levels")
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
@@ -76,49 +84,60 @@ def decode(raw: bytes | str, limits: JsonLimits) -> Json:
     return value
 
 
-def nesting(text: str) -> int:
-    """How deeply arrays and objects nest in JSON text, without parsing it: escapes and
-    strings are removed (each pattern is linear), then the brackets are counted."""
-    bare = _STRING.sub("", _ESCAPE.sub("", text))
-    brackets = _NOT_BRACKET.sub("", bare)
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+def _brackets(text: str) -> str:
+    """The brackets of JSON text outside its strings (escapes, then strings, are removed:
+    each pattern is linear)."""
+    return _STRING.sub("", _ESCAPE.sub("", text)).translate(_NOT_BRACKET)
+
+
+def _deeper_than(brackets: str, limit: int) -> bool:
+    """Stops at the first bracket past ``limit``: a hostile nesting is refused at once."""
+    steps = (_STEP.get(c, 0) for c in brackets)
+    return any(depth > limit for depth in accumulate(steps))
 
 
 def check(
     value: Json, limits: JsonLimits, *, measured: bool = False, surrogates: bool = True
 ) -> str | None:
-    """Why ``value`` breaks the rule, or None. Iterative, so any depth is refused safely.
-    ``measured``: the size was already checked on the text; ``surrogates``: whether strings
-    may hold lone surrogates (text decoded from UTF-8 holds none unless escaped)."""
-    stack: list[tuple[Json, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if surrogates and not _valid_unicode(item):
-                return "holds a lone UTF-16 surrogate: not valid Unicode"
-        elif isinstance(item, bool) or item is None or isinstance(item, int):
-            continue
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return f"holds {item}: only finite numbers are JSON"
-        elif isinstance(item, dict | list):
-            if depth >= limits.max_depth:
-                return f"nests deeper than {limits.max_depth} levels"
-            if isinstance(item, dict):
+    """Why ``value`` breaks the rule, or None. Level by level, without recursion, so any depth
+    is refused safely. ``measured``: the size was already checked on the text; ``surrogates``:
+    whether strings may hold lone surrogates (text decoded from UTF-8 holds none unless
+    escaped)."""
+    level: list[Json] = [value]
+    depth = containers = 0
+    while level:
+        below: list[Json] = []
+        for item in level:
+            kind = type(item)
+            if kind is str:
+                if surrogates and not _valid_unicode(item):
+                    return "holds a lone UTF-16 surrogate: not valid Unicode"
+            elif kind is dict:
                 if len(item) > limits.max_keys:
                     return f"has an object of {len(item)} keys; at most {limits.max_keys}"
                 for key in item:
-                    if not isinstance(key, str):
+                    if type(key) is not str:
                         return "has a key that is not a string"
                     if len(key) > limits.max_key_length:
                         return f"has a key longer than {limits.max_key_length} characters"
                     if surrogates and not _valid_unicode(key):
                         return "holds a lone UTF-16 surrogate: not valid Unicode"
-                stack.extend((child, depth + 1) for child in item.values())
-            else:
-                stack.extend((child, depth + 1) for child in item)
-        else:
-            return f"holds a {type(item).__name__}, which is not JSON"
+                below.extend(item.values())
+                containers += 1
+            elif kind is list:
+                below.extend(item)
+                containers += 1
+            elif kind is float:
+                if not math.isfinite(item):
+                    return f"holds {item}: only finite numbers are JSON"
+            elif kind not in _SCALARS:
+                return f"holds a {kind.__name__}, which is not JSON"
+        if containers > limits.max_containers:
+            return f"holds more than {limits.max_containers} arrays and objects"
+        depth += 1
+        if below and depth >= limits.max_depth and any(type(i) in _CONTAINERS for i in below):
+            return f"nests deeper than {limits.max_depth} levels"
+        level = below
     if not measured:
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
         if size > limits.max_bytes:
