@@ -14,6 +14,7 @@ closing with 4400.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -44,6 +45,13 @@ class Refused(Exception):
         self.code = code
 
 
+def code_for(status: int) -> ErrorCode:
+    """The code of a refusal answered with an HTTP status outside GraphQL."""
+    return {401: ErrorCode.UNAUTHENTICATED, 404: ErrorCode.NOT_FOUND}.get(
+        status, ErrorCode.BAD_USER_INPUT
+    )
+
+
 def error_body(code: ErrorCode | str, message: str, request_id: str | None) -> dict[str, Any]:
     """The one shape of every error answered outside GraphQL's execution."""
     return {
@@ -56,7 +64,7 @@ def refusal_response(
     code: ErrorCode | str,
     message: str,
     request_id: str | None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message, request_id), status_code=status, headers=headers)
 

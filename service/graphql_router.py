@@ -33,7 +33,6 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from auth.tokens import TokenVerifier, identify
-from domain.errors import ErrorCode
 from domain.principal import Principal
 from orchestration import clock
 from schema.context import Context
@@ -97,10 +96,6 @@ class CookWebSocketAdapter(ASGIWebSocketAdapter):
                     raise NonJsonMessageReceived from refused
 
 
-def _code_for(status: int) -> ErrorCode:
-    return ErrorCode.NOT_FOUND if status == 404 else ErrorCode.BAD_USER_INPUT
-
-
 class CookGraphQLRouter(GraphQLRouter[Context, None]):
     websocket_adapter_class = CookWebSocketAdapter
 
@@ -162,5 +157,5 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
 
 def _refusal(exc: HTTPException, request_id: str | None) -> Response:
     return boundary.refusal_response(
-        exc.status_code, _code_for(exc.status_code), exc.reason, request_id
+        exc.status_code, boundary.code_for(exc.status_code), exc.reason, request_id
     )

@@ -310,3 +310,14 @@ async def test_the_cost_limit_counts_introspection_fields(make_api: MakeApi) -> 
     [error] = documented_errors(refused)
     assert error["extensions"]["cost"] == cost
     assert refused.json()["data"] is None
+
+
+async def test_refusals_outside_graphql_routes_have_the_documented_shape(api: Api) -> None:
+    for method, path, status in (
+        ("PUT", "/graphql", 405),
+        ("GET", "/no/such/route", 404),
+        ("GET", "/media/pc_x/not-a-number", 400),
+    ):
+        response = await api.client.request(method, path)
+        assert response.status_code == status, (method, path, response.text)
+        documented_errors(response)
