@@ -6,11 +6,16 @@
   leeway absorbs clock skew.
 - A token's ``kid`` must name a key we hold (the static key's thumbprint, or a JWKS entry).
 - ``roles`` is an optional list of strings; ``admin`` grants admin rights.
+- Every registered claim must have its JSON type (RFC 7519 4.1): ``exp``, ``iat`` and ``nbf``
+  numbers, ``sub``, ``iss`` and ``jti`` strings, ``aud`` a string or a list of strings.
+  Anything else, however malformed, is ``Unauthenticated`` with the reason, never an error of
+  the service.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +32,12 @@ from domain.principal import Principal
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 MAX_TOKEN_LENGTH = 8192
 MAX_ROLES = 32
+NUMERIC_DATES = ("exp", "iat", "nbf")
+STRING_CLAIMS = ("sub", "iss", "jti")
+LATEST = datetime.max.replace(tzinfo=UTC).timestamp()
+# What PyJWT may raise on a token it cannot read, besides its own errors: a claim of another
+# type (``int([1])``, ``int(inf)``), or a header nested deeper than its JSON decoder recurses.
+MALFORMED = (TypeError, ValueError, OverflowError, RecursionError, KeyError)
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class TokenVerifier:
             raise Unauthenticated("the token is too long")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, *MALFORMED) as exc:
             raise Unauthenticated("the token is malformed") from exc
         alg = header.get("alg")
         if alg not in self._algorithms:
@@ -89,8 +100,17 @@ class TokenVerifier:
             raise Unauthenticated("the token is from another issuer") from exc
         except jwt.MissingRequiredClaimError as exc:
             raise Unauthenticated(f"the token lacks the {exc.claim!r} claim") from exc
-        except jwt.PyJWTError as exc:
+        except jwt.InvalidSignatureError as exc:
             raise Unauthenticated("the token's signature or claims are invalid") from exc
+        except jwt.PyJWTError as exc:  # unreadable, or a claim PyJWT checks (after the signature)
+            otherwise = "the token's signature or claims are invalid"
+            raise Unauthenticated(_unverified_claim_problem(token, otherwise)) from exc
+        except MALFORMED as exc:
+            # The signature held (PyJWT checks claims after it): say which claim is wrong.
+            raise Unauthenticated(_unverified_claim_problem(token)) from exc
+        problem = claim_problem(claims)
+        if problem is not None:
+            raise Unauthenticated(problem)
         return _principal(claims)
 
     async def _key_for(self, token: str, kid: object) -> Any:
@@ -124,6 +144,40 @@ async def identify(
         return await verifier.verify(token.strip()), None
     except Unauthenticated as exc:
         return None, exc
+
+
+def claim_problem(claims: dict[str, Any]) -> str | None:
+    """Why a registered claim has the wrong JSON type, or None."""
+    for name in NUMERIC_DATES:
+        if name in claims and not _numeric_date(claims[name]):
+            return f"the token's {name!r} claim must be a number of seconds (a NumericDate)"
+    for name in STRING_CLAIMS:
+        if name in claims and not isinstance(claims[name], str):
+            return f"the token's {name!r} claim must be a string"
+    aud = claims.get("aud")
+    if aud is not None and not (
+        isinstance(aud, str) or (isinstance(aud, list) and all(isinstance(a, str) for a in aud))
+    ):
+        return "the token's 'aud' claim must be a string or a list of strings"
+    return None
+
+
+def _numeric_date(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 <= value < LATEST
+
+
+def _unverified_claim_problem(
+    token: str, otherwise: str = "the token's claims are malformed"
+) -> str:
+    """Which claim is of the wrong type, read again without the checks that refused it (the
+    signature was verified before any claim is checked)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.PyJWTError, *MALFORMED):
+        return otherwise
+    return claim_problem(claims) or otherwise
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError
@@ -14,6 +15,10 @@ from domain.errors import CookError, ErrorCode
 log = logging.getLogger("cook.errors")
 
 INTERNAL_MESSAGE = "Internal error. Quote the requestId when you report it."
+# graphql-core's suggestions name fields, arguments, types and enum values: only an admin may
+# see every one of them, so only an admin is shown them (and only where the schema gives them,
+# in development).
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -43,19 +48,24 @@ class CodedErrors(SchemaExtension):
         errors = getattr(result, "errors", None)
         if not errors:
             return
-        request_id = getattr(self.execution_context.context, "request_id", None)
-        coded = [self._coded(error, request_id) for error in errors]
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", None)
+        principal = getattr(context, "principal", None)
+        admin = principal is not None and principal.is_admin
+        coded = [self._coded(error, request_id, admin) for error in errors]
         result.errors = coded  # type: ignore[attr-defined]
 
     @staticmethod
-    def _coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    def _coded(error: GraphQLError, request_id: str | None, admin: bool) -> GraphQLError:
         original = error.original_error
         if isinstance(original, CookError):
             extensions = original.extensions
-            message = original.message
+            # Raised while executing: the domain's message. Before (coercion, validation):
+            # graphql's, which says where (e.g. which variable).
+            message = original.message if error.path is not None else error.message
         elif _is_request_error(error):
             extensions = {"code": ErrorCode.BAD_USER_INPUT.value}
-            message = error.message
+            message = error.message if admin else SUGGESTION.sub("", error.message)
         else:
             extensions = {"code": ErrorCode.INTERNAL.value, "requestId": request_id}
             message = INTERNAL_MESSAGE

@@ -24,15 +24,10 @@ from graphql import (
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.utilities import get_operation_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationRule
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
 from domain.errors import CookError, Forbidden, RateLimited, Unauthenticated
-from schema.query_cost import CostReport, QueryLimits, cost_rule
+from schema.query_cost import CostReport, QueryLimits, cost_rule, shape_rule
 from schema.rate_limits import OperationLimiter, caller_key
 
 type ExtensionFactory = Callable[[], SchemaExtension]
@@ -44,8 +39,6 @@ def guard_extensions(
     """The schema's limiter extensions, as factories (a fresh instance per operation)."""
     return [
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        partial(QueryDepthLimiter, max_depth=limits.max_depth),
-        partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
         partial(OperationGuard, limits=limits, limiter=limiter),
     ]
 
@@ -56,12 +49,16 @@ class OperationGuard(SchemaExtension):
     before anything executes."""
 
     def __init__(self, *, limits: QueryLimits, limiter: OperationLimiter | None) -> None:
+        self.limits = limits
         self.report = CostReport(maximum=limits.max_cost)
         self.limiter = limiter
 
     def on_operation(self) -> Iterator[None]:
         ctx = self.execution_context
-        rules: list[type[ValidationRule]] = [cost_rule(self.report, ctx.variables)]
+        rules: list[type[ValidationRule]] = [
+            shape_rule(self.limits),
+            cost_rule(self.report, ctx.variables),
+        ]
         principal = getattr(ctx.context, "principal", None)
         if principal is None or not principal.is_admin:
             rules.append(_introspection_refused(_refusal(ctx.context)))
@@ -70,12 +67,12 @@ class OperationGuard(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
-        if self.limiter is not None and ctx.graphql_document is not None:
-            principal = getattr(ctx.context, "principal", None)
-            who = caller_key(
-                principal.subject if principal is not None else None,
-                getattr(ctx.context, "client_address", None),
-            )
+        principal = getattr(ctx.context, "principal", None)
+        # Authentication is decided first: every limited field is for signed-in callers only,
+        # so an anonymous or invalid-token operation is refused UNAUTHENTICATED by its fields
+        # and never spends a budget (its address's, or anyone else's).
+        if principal and self.limiter is not None and ctx.graphql_document is not None:
+            who = caller_key(principal.subject, getattr(ctx.context, "client_address", None))
             try:
                 await self.limiter.charge(
                     who, root_fields(ctx.graphql_document, ctx.operation_name)

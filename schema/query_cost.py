@@ -10,11 +10,13 @@ argument is costed without any change here; a new unbounded list needs a line in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -23,18 +25,25 @@ from graphql import (
     GraphQLField,
     GraphQLList,
     GraphQLNamedType,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLType,
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
     OperationDefinitionNode,
+    SchemaMetaFieldDef,
     SelectionSetNode,
+    TypeMetaFieldDef,
     ValueNode,
     VariableNode,
+    get_introspection_query,
     get_named_type,
     get_nullable_type,
+    is_abstract_type,
     is_composite_type,
+    parse,
 )
 from graphql.pyutils import Undefined
 from graphql.utilities import get_operation_ast
@@ -70,6 +79,9 @@ LIST_SIZES: dict[str, int | str] = {
     "LayerSet.styles": MAX_CATEGORIES,
     "LayerSet.layers": MAX_CATEGORIES * MAX_TRAITS_PER_CATEGORY,
 }
+
+
+INTROSPECTION_ROOTS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,129 @@ def cost_rule(report: CostReport, variables: Mapping[str, Any] | None) -> type[V
     return QueryCostRule
 
 
+def shape_rule(limits: QueryLimits) -> type[ValidationRule]:
+    """Depth and aliases, counting every field, introspection included. An introspection root
+    field (``__schema``, ``__type``) may nest as deep as the standard introspection query that
+    IDEs send (``INTROSPECTION_DEPTH``), if that is deeper than the limit; no deeper. Fragments
+    are followed once each (memoised), an unknown or cyclic one counts nothing: graphql's own
+    rules report those."""
+
+    class QueryShapeRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            document = context.document
+            aliases = count_aliases(document)
+            if aliases > limits.max_aliases:
+                context.report_error(
+                    GraphQLError(f"{aliases} aliases found. Allowed: {limits.max_aliases}")
+                )
+            depth = _Depth(_fragments(document))
+            for definition in document.definitions:
+                if not isinstance(definition, OperationDefinitionNode):
+                    continue
+                name = definition.name.value if definition.name else "anonymous"
+                for root in depth.root_fields(definition.selection_set):
+                    allowed = limits.max_depth
+                    if root.name.value in INTROSPECTION_ROOTS:
+                        allowed = max(allowed, INTROSPECTION_DEPTH)
+                    if depth.field(root) > allowed:
+                        context.report_error(
+                            GraphQLError(
+                                f"'{name}' exceeds maximum operation depth of {allowed}", [root]
+                            )
+                        )
+                        return
+
+    return QueryShapeRule
+
+
+def count_aliases(document: DocumentNode) -> int:
+    """Aliases written in the document (each fragment's once)."""
+    count = 0
+    stack: list[SelectionSetNode] = [
+        d.selection_set
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while stack:
+        for node in stack.pop().selections:
+            if isinstance(node, FieldNode) and node.alias is not None:
+                count += 1
+            selection_set = getattr(node, "selection_set", None)
+            if selection_set is not None:
+                stack.append(selection_set)
+    return count
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+@dataclass
+class _Depth:
+    """How many field levels lie below a field (0 for a leaf)."""
+
+    fragments: dict[str, FragmentDefinitionNode]
+
+    def __post_init__(self) -> None:
+        self._memo: dict[str, int] = {}
+        self._open: set[str] = set()
+
+    def root_fields(self, selection_set: SelectionSetNode) -> list[FieldNode]:
+        found: list[FieldNode] = []
+        stack, seen = [selection_set], set[str]()
+        while stack:
+            for node in stack.pop().selections:
+                if isinstance(node, FieldNode):
+                    found.append(node)
+                elif isinstance(node, InlineFragmentNode):
+                    stack.append(node.selection_set)
+                elif isinstance(node, FragmentSpreadNode):
+                    fragment = self.fragments.get(node.name.value)
+                    if fragment is not None and node.name.value not in seen:
+                        seen.add(node.name.value)
+                        stack.append(fragment.selection_set)
+        return found
+
+    def field(self, node: FieldNode) -> int:
+        if node.selection_set is None:
+            return 0
+        return 1 + self.selections(node.selection_set)
+
+    def selections(self, selection_set: SelectionSetNode) -> int:
+        deepest = 0
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode):
+                deepest = max(deepest, self.field(node))
+            elif isinstance(node, InlineFragmentNode):
+                deepest = max(deepest, self.selections(node.selection_set))
+            elif isinstance(node, FragmentSpreadNode):
+                deepest = max(deepest, self.fragment(node.name.value))
+        return deepest
+
+    def fragment(self, name: str) -> int:
+        if name in self._memo:
+            return self._memo[name]
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self._open:
+            return 0
+        self._open.add(name)
+        self._memo[name] = self.selections(fragment.selection_set)
+        self._open.discard(name)
+        return self._memo[name]
+
+
+def _introspection_depth() -> int:
+    document = parse(get_introspection_query())
+    depth = _Depth(_fragments(document))
+    operation = get_operation_ast(document)
+    assert operation is not None
+    return max(depth.field(root) for root in depth.root_fields(operation.selection_set))
+
+
+INTROSPECTION_DEPTH = _introspection_depth()
+
+
 def operation_cost(
     schema: GraphQLSchema,
     document: Any,
@@ -134,9 +269,7 @@ def operation_cost(
     root = schema.get_root_type(operation.operation)
     if root is None:
         return 0
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
+    fragments = _fragments(document)
     defaults = {
         d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
     }
@@ -157,17 +290,20 @@ class _Counter:
         parent: GraphQLNamedType,
         multiplier: int,
         seen: frozenset[str],
+        chain: int = 0,
     ) -> int:
         if selection_set is None:
             return 0
         total = 0
         for node in selection_set.selections:
             if isinstance(node, FieldNode):
-                total += self.field(node, parent, multiplier, seen)
+                total += self.field(node, parent, multiplier, seen, chain)
             elif isinstance(node, InlineFragmentNode):
                 condition = node.type_condition
                 target = self.schema.get_type(condition.name.value) if condition else parent
-                total += self.selection(node.selection_set, target or parent, multiplier, seen)
+                total += self.selection(
+                    node.selection_set, target or parent, multiplier, seen, chain
+                )
             elif isinstance(node, FragmentSpreadNode):
                 name = node.name.value
                 fragment = self.fragments.get(name)
@@ -175,31 +311,41 @@ class _Counter:
                     continue
                 target = self.schema.get_type(fragment.type_condition.name.value)
                 total += self.selection(
-                    fragment.selection_set, target or parent, multiplier, seen | {name}
+                    fragment.selection_set, target or parent, multiplier, seen | {name}, chain
                 )
         return total
 
     def field(
-        self, node: FieldNode, parent: GraphQLNamedType, multiplier: int, seen: frozenset[str]
+        self,
+        node: FieldNode,
+        parent: GraphQLNamedType,
+        multiplier: int,
+        seen: frozenset[str],
+        chain: int = 0,
     ) -> int:
         name = node.name.value
-        if name.startswith("__") or not isinstance(parent, GraphQLObjectType):
-            return 0  # introspection (admins only), or a field another rule reports
-        definition = parent.fields.get(name)
-        if definition is None:
+        # A type reference wraps at most ``__Type.ofType`` levels: deeper, ofType is null.
+        chain = chain + 1 if (parent.name, name) == ("__Type", "ofType") else 0
+        if chain > introspection_sizes(self.schema)["wrapping"]:
             return 0
+        if not isinstance(parent, GraphQLObjectType):
+            return 0  # a field another rule reports
+        definition = INTROSPECTION_ROOTS.get(name) or parent.fields.get(name)
+        if definition is None:
+            return 0  # __typename, or a field another rule reports
         named = get_named_type(definition.type)
         if not is_composite_type(named):
             return 0
         assert isinstance(named, GraphQLCompositeType)
         own = multiplier * self.size(node, parent, definition)
-        return own + self.selection(node.selection_set, named, own, seen)
+        return own + self.selection(node.selection_set, named, own, seen, chain)
 
     def size(self, node: FieldNode, parent: GraphQLObjectType, definition: GraphQLField) -> int:
         name = node.name.value
         if "first" in definition.args:
             return self.argument(node, definition, "first", DEFAULT_LIST_SIZE)
-        hint = LIST_SIZES.get(f"{parent.name}.{name}")
+        key = f"{parent.name}.{name}"
+        hint = introspection_sizes(self.schema).get(key) or LIST_SIZES.get(key)
         if isinstance(hint, int):
             return hint
         if isinstance(hint, str):
@@ -230,6 +376,60 @@ class _Counter:
         if isinstance(value, list):
             return len(value)
         return fallback
+
+
+_SIZES: WeakKeyDictionary[GraphQLSchema, dict[str, int]] = WeakKeyDictionary()
+
+
+def introspection_sizes(schema: GraphQLSchema) -> dict[str, int]:
+    """The longest each introspection list can be in this schema (computed once per schema)."""
+    known = _SIZES.get(schema)
+    if known is not None:
+        return known
+    types = list(schema.type_map.values())
+
+    def longest(attribute: str) -> int:
+        return max((len(getattr(t, attribute, None) or ()) for t in types), default=0)
+
+    field_args = max(
+        (
+            len(f.args)
+            for t in types
+            for f in (getattr(t, "fields", None) or {}).values()
+            if hasattr(f, "args")
+        ),
+        default=0,
+    )
+    sizes = {
+        "__Schema.types": len(types),
+        "__Schema.directives": len(schema.directives),
+        "__Type.fields": longest("fields"),
+        "__Type.inputFields": longest("fields"),
+        "__Type.enumValues": longest("values"),
+        "__Type.interfaces": longest("interfaces"),
+        "__Type.possibleTypes": max(
+            (len(schema.get_possible_types(t)) for t in types if is_abstract_type(t)), default=0
+        ),
+        "__Field.args": field_args,
+        "__Directive.args": max((len(d.args) for d in schema.directives), default=0),
+        "wrapping": max(map(_wrapping, _references(schema)), default=0),
+    }
+    _SIZES[schema] = sizes = {k: max(v, 1) for k, v in sizes.items()}
+    return sizes
+
+
+def _references(schema: GraphQLSchema) -> Iterator[GraphQLType]:
+    for named in schema.type_map.values():
+        for f in (getattr(named, "fields", None) or {}).values():
+            yield f.type
+            yield from (a.type for a in getattr(f, "args", {}).values())
+
+
+def _wrapping(kind: GraphQLType) -> int:
+    depth = 0
+    while isinstance(kind, GraphQLList | GraphQLNonNull):
+        kind, depth = kind.of_type, depth + 1
+    return depth
 
 
 def _literal(node: ValueNode) -> Any:

@@ -1,9 +1,10 @@
 """Per-operation rate limits: one table keyed by root field name, enforced with ``limits.aio``.
 
-The limits apply per caller (the verified subject, or the client address when anonymous) and
-per root field, however the operation arrives (HTTP or WebSocket): they are charged by a
-schema extension (``schema/guards.py``), once per occurrence of the field in the operation, so
-aliases cannot multiply a budget. Storage is in memory by default (per process); a storage URI
+The limits apply per signed-in caller (the verified subject; an anonymous or invalid-token
+operation is refused UNAUTHENTICATED and charged to nobody) and per root field, however the
+operation arrives (HTTP or WebSocket): they are charged by a schema extension
+(``schema/guards.py``), once per occurrence of the field in the operation, so aliases cannot
+multiply a budget. Storage is in memory by default (per process); a storage URI
 such as ``redis://`` shares the limits between API processes.
 """
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -25,6 +26,7 @@ from schema.guards import guard_extensions
 from schema.layer_types import LayerSet
 from schema.query_cost import QueryLimits
 from schema.rate_limits import OperationLimiter
+from schema.scalars import JSON_SCALAR
 from schema.spell_types import Spell, SpellConnection
 from schema.types import (
     Collection,
@@ -134,6 +136,7 @@ def build_schema(
         types=[ManualCategory, GeneratedCategory],
         extensions=[CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+        scalar_overrides={JSON: JSON_SCALAR},
     )
 
 

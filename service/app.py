@@ -11,15 +11,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.tokens import identify
+from domain.errors import ErrorCode
 from orchestration.media import FileMediaStore
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
+from schema.errors import INTERNAL_MESSAGE
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
 from service import provider_routes, studio
+from service.boundary import code_for, refusal_response
 from service.database import connect
 from service.downloads import downloads
 from service.graphql_router import CookGraphQLRouter
@@ -92,10 +97,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def request_id(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers[REQUEST_ID_HEADER] = request.state.request_id
+        """Every response carries its request id; a failure of the service itself is answered
+        in the documented shape (``INTERNAL`` with the id), and logged under it."""
+        request.state.request_id = rid = uuid.uuid4().hex
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unexpected error (request %s) at %s", rid, request.url.path)
+            response = refusal_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE, rid)
+        response.headers[REQUEST_ID_HEADER] = rid
         return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refusal(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette's own refusals (no such route, another method) in the documented shape."""
+        rid = getattr(request.state, "request_id", None)
+        return refusal_response(
+            exc.status_code, code_for(exc.status_code), str(exc.detail), rid, exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed_request(request: Request, exc: RequestValidationError) -> Response:
+        """A path or query parameter of the wrong type: 400 in the documented shape."""
+        rid = getattr(request.state, "request_id", None)
+        where = ", ".join(".".join(map(str, e.get("loc", ()))) for e in exc.errors())
+        return refusal_response(400, ErrorCode.BAD_USER_INPUT, f"malformed: {where}", rid)
 
     graphql = CookGraphQLRouter(
         schema,

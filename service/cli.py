@@ -24,6 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.boundary import MAX_BODY_BYTES, MAX_HEADER_BYTES
 
     settings = Settings()
     host = args.host or settings.host
@@ -36,7 +37,18 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  A token:   {token_command(settings)}   (add --admin for an admin)")
         print("  Then paste it into the studio, or send Authorization: Bearer <token>")
     sys.stdout.flush()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        # The boundary's limits (service/boundary.py): headers up to MAX_HEADER_BYTES reach the
+        # app, which answers an oversized token in the documented shape; beyond that h11
+        # answers a bare 400. WebSocket messages are capped like request bodies.
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        ws_max_size=MAX_BODY_BYTES,
+    )
     return 0
 
 

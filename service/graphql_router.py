@@ -14,13 +14,20 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import HTTPConnection, Request
-from starlette.websockets import WebSocket
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
@@ -29,6 +36,7 @@ from auth.tokens import TokenVerifier, identify
 from domain.principal import Principal
 from orchestration import clock
 from schema.context import Context
+from service import boundary
 from service.http_limits import client_address
 from service.studio import graphiql
 
@@ -66,7 +74,32 @@ async def _close_at_expiry(websocket: WebSocket, principal: Principal) -> None:
         await websocket.close(code=TOKEN_EXPIRED_CLOSE_CODE, reason="token expired")
 
 
+class CookWebSocketAdapter(ASGIWebSocketAdapter):
+    """Every message goes through the boundary before the protocol handler reads it: one that
+    is not a well-formed graphql-transport-ws message closes the socket with 4400."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
+        while self.ws.application_state != WebSocketState.DISCONNECTED:
+            try:
+                received = await self.ws.receive()
+            except WebSocketDisconnect:
+                return
+            if received["type"] == "websocket.disconnect":
+                return
+            text = received.get("text")
+            if text is None:
+                raise NonTextMessageReceived
+            try:
+                yield boundary.ws_message(text)
+            except boundary.Refused as refused:
+                log.info("WebSocket message refused: %s", refused.message)
+                if not ignore_parsing_errors:
+                    raise NonJsonMessageReceived from refused
+
+
 class CookGraphQLRouter(GraphQLRouter[Context, None]):
+    websocket_adapter_class = CookWebSocketAdapter
+
     def __init__(
         self, schema: BaseSchema, *, development: bool, max_subscriptions: int, **kwargs: Any
     ) -> None:
@@ -104,11 +137,53 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
         context.expiry = asyncio.create_task(_close_at_expiry(websocket, principal))
         return NO_ACK_PAYLOAD
 
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """Only the boundary's shape of request gets through (``service/boundary.py``)."""
+        if request.method != "POST":
+            raise HTTPException(405, "send GraphQL operations with POST")
+        content_type, _ = parse_content_type(request.content_type or "")
+        try:
+            if content_type == "multipart/form-data":  # an upload: operations, map, files
+                boundary.check_length(
+                    request.headers.get("content-length"), boundary.MAX_UPLOAD_BYTES
+                )
+                data = await self.parse_multipart(request)
+                if not isinstance(data, dict):
+                    raise boundary.Refused(400, "`operations` must be one JSON object")
+                return boundary.operation(data, "the operations")
+            if content_type != "application/json":
+                raise HTTPException(
+                    415, "send the operation as application/json (or multipart/form-data)"
+                )
+            boundary.check_length(request.headers.get("content-length"))
+            return boundary.request_data(await request.get_body())
+        except boundary.Refused as refused:
+            raise HTTPException(refused.status, refused.message) from refused
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """Every JSON Strawberry decodes itself (a multipart request's fields) keeps to the
+        boundary's rule."""
+        try:
+            return boundary.decode_json(data, "a JSON field")
+        except boundary.Refused as refused:
+            raise HTTPException(refused.status, refused.message) from refused
+
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         try:
             return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            # Strawberry would answer these in plain text: give them the documented shape.
+            request_id = getattr(context, "request_id", None)
+            log.info("request refused (%s): %s", exc.status_code, exc.reason)
+            return _refusal(exc, request_id)
         finally:
             if isinstance(context, Context) and context.expiry is not None:
                 context.expiry.cancel()
             if isinstance(request, Request):
                 await request.close()  # a multipart request's spooled files, read or not
+
+
+def _refusal(exc: HTTPException, request_id: str | None) -> Response:
+    return boundary.refusal_response(
+        exc.status_code, boundary.code_for(exc.status_code), exc.reason, request_id
+    )

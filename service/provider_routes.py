@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -10,6 +9,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from domain.errors import BadUserInput, Unauthenticated
 from domain.ids import parse_entity_id
+from domain.json_values import JsonLimits, JsonRefused, decode
 from orchestration import pieces as piece_domain
 from orchestration.services import Services
 from orchestration.webhooks import MAX_BODY_BYTES, Refused, verify
@@ -18,6 +18,7 @@ from service.runtime import caller
 log = logging.getLogger("cook.providers")
 
 router = APIRouter()
+WEBHOOK_JSON = JsonLimits(max_depth=64, max_bytes=MAX_BODY_BYTES)  # the one JSON rule
 
 
 def _services(request: Request) -> Services:
@@ -59,9 +60,9 @@ async def webhook(provider: str, request: Request) -> JSONResponse:
         verify(spec.webhooks.secret, request.headers.get("x-cook-timestamp"), signed, body)
         await deliveries.refuse_seen(provider, signed)
         try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise Refused(400, "the body is not JSON") from exc
+            payload = decode(body, WEBHOOK_JSON)
+        except JsonRefused as exc:
+            raise Refused(400, f"the body {exc.message}") from exc
         receipt = await services.orchestrator.receive(spec, payload)
     except Refused as refused:
         log.info("webhook for %s refused: %s", provider, refused.reason)

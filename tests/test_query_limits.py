@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from schema.schema import build_schema
 from tests.api import Api, collection_input
 from tests.conftest import MakeApi
 
@@ -119,10 +118,3 @@ async def test_batched_requests_are_refused(api: Api) -> None:
     )
     assert response.status_code == 400
     assert "batching" in response.text.lower()
-
-
-async def test_field_suggestions_are_given_in_development_only() -> None:
-    for suggestions, expected in ((True, True), (False, False)):
-        result = await build_schema(field_suggestions=suggestions).execute("{ viewr { id } }")
-        assert result.errors
-        assert ("Did you mean 'viewer'" in result.errors[0].message) is expected

@@ -4,6 +4,7 @@ GraphQL (RATE_LIMITED + retryAfter), with the excess refused while allowed calls
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +133,13 @@ def test_every_per_operation_limit_names_a_root_field_of_the_schema() -> None:
 def test_settings_refuse_malformed_limits(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**overrides)
+
+
+def test_the_readme_lists_every_per_operation_limit_as_the_table_sets_it() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("**Rate limits, per operation**") :]
+    section = " ".join(section[: section.index("Authentication is decided first")].split())
+    for name, limit in OPERATION_LIMITS.items():
+        amount, per = limit.split("/")
+        assert per == "minute", (name, limit)
+        assert f"`{name}` {amount}" in section, (name, limit)
