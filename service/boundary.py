@@ -1,16 +1,16 @@
 """The request boundary: what a request must be before GraphQL sees it, and the one shape of a
 refusal.
 
-An HTTP request to ``/graphql`` is a ``POST`` of ``application/json`` with a ``Content-Length``
-of at most ``MAX_BODY_BYTES`` (or a GraphQL multipart request of at most ``MAX_UPLOAD_BYTES``,
-whose ``operations`` and ``map`` fields keep to the same rule), holding one JSON object (no
-batch) that keeps to the JSON rule of ``domain/json_values.py`` with ``BODY_LIMITS``:
-``query`` a string, ``variables`` and ``extensions`` objects or null, ``operationName`` a string or null. A WebSocket message is the
-same rule applied to one graphql-transport-ws message. Anything else is refused before it can
-reach a decoder that recurses, a resolver, or the database: over HTTP with a GraphQL-shaped body
-(``errors[0].extensions.code`` and ``requestId``) and status 400 (413 when too large, 411
-without a length, 405 for another method, 415 for another content type); over WebSocket by
-closing with 4400.
+An HTTP request to ``/graphql`` is a ``POST`` of ``application/json`` with a ``Content-Length`` of
+at most ``MAX_BODY_BYTES`` (or a GraphQL multipart request of at most ``MAX_UPLOAD_BYTES``, whose
+``operations`` and ``map`` fields keep to the same rule), holding one JSON object (no batch) that
+keeps to the JSON rule of ``domain/json_values.py`` with ``BODY_LIMITS``: ``query`` a string,
+``variables`` and ``extensions`` objects or null, ``operationName`` a string or null. A WebSocket
+message is the same rule applied to one graphql-transport-ws message. Anything else is refused
+before it can reach a decoder that recurses, a resolver, or the database: over HTTP with a
+GraphQL-shaped body (``errors[0].extensions.code`` and ``requestId``) and status 400 (413 when too
+large, 411 without a length, 405 for another method, 415 for another content type); over WebSocket
+by closing with 4400.
 """
 
 from __future__ import annotations
