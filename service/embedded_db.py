@@ -3,18 +3,18 @@
 The API never runs the engine in its own event loop (the engine's work blocks the loop); it
 spawns ``python -m service db`` and talks to it over a real connection, as to MongoDB.
 
-Narrowly scoped fixes live in ``FlatInsertSQLiteEngine``, pinned to the exact mongoeco
-version (4.11.0): inserts that scanned the whole collection now look up by index, and the
-change-event dispatch, which no wire client can consume, is off. ``tests/test_embedded_db.py``
-proves duplicates are still refused, insert latency stays flat as a collection grows, and reads
-never fail beside writes.
+Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngine``, on
+``FlatInsertSQLiteEngine``), pinned to the exact mongoeco version (4.11.0): inserts and reads
+that scanned the whole collection now use indexes, and the change-event dispatch, which no
+wire client can consume, is off. ``tests/test_embedded_db.py`` proves duplicates are still
+refused, insert latency stays flat as a collection grows, and reads never fail beside writes;
+``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import mongoeco
-from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.engines.sqlite import SQLiteEngine
-from mongoeco.engines.sqlite_query import json_path_for_field
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
@@ -38,77 +36,9 @@ PATCHED_MONGOECO_VERSION = "4.11.0"
 DATABASE_FILE = "cook.sqlite3"
 
 
-class FlatInsertSQLiteEngine(SQLiteEngine):
-    """SQLiteEngine whose inserts stay O(log n) as a collection grows.
-
-    Two scans made each insert linear in the collection's size:
-
-    1. the ``_id`` scan described in the module docstring, skipped for non-numeric ``_id``s;
-    2. for every unique index, a check whether any stored document holds an array at the
-       indexed field (``json_type(document, path) = 'array'``). Its result is cached, but every
-       write clears the cache, so each insert re-ran a full-table scan per unique index. Here
-       SQLite gets an expression index on exactly that expression, so the same query (same
-       answer) becomes an index lookup. The index is plain SQLite metadata: it changes no
-       result, and a file written with it opens fine without it.
-    """
-
-    def _validate_document_against_unique_indexes(
-        self,
-        db_name: str,
-        coll_name: str,
-        document: dict[str, Any],
-        *,
-        exclude_storage_key: str | None = None,
-        skip_id_check: bool = False,
-        scan_payload_id: bool = False,
-    ) -> None:
-        if scan_payload_id and not id_contains_numeric_value(document.get("_id")):
-            scan_payload_id = False
-        self._ensure_array_probe_indexes(db_name, coll_name)
-        super()._validate_document_against_unique_indexes(
-            db_name,
-            coll_name,
-            document,
-            exclude_storage_key=exclude_storage_key,
-            skip_id_check=skip_id_check,
-            scan_payload_id=scan_payload_id,
-        )
-
-    def _ensure_array_probe_indexes(self, db_name: str, coll_name: str) -> None:
-        """Give SQLite an index on ``json_type(document, path)`` for every unique index field.
-
-        Runs only here, on the write path, inside the insert's own write transaction: a read
-        path must never write (in WAL mode a read transaction cannot become a write one once
-        the file has moved on, and SQLite then answers "database is locked" at once). Not
-        remembered in memory either: a write that rolls back also rolls back this DDL, and
-        ``IF NOT EXISTS`` costs a schema lookup when the index is already there.
-        """
-        conn = self._require_connection()
-        for index in self._load_indexes(db_name, coll_name):
-            if not index.get("unique"):
-                continue
-            for field in index["fields"]:
-                path = json_path_for_field(field)
-                name = "cook_array_probe_" + hashlib.sha256(path.encode()).hexdigest()[:16]
-                literal = "'" + path.replace("'", "''") + "'"
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {name} "
-                    f"ON documents (db_name, coll_name, json_type(document, {literal}))"
-                )
-
-    def dispatch_committed_changes(self, consumer_id: str, consumer: object) -> None:
-        """Deliver nothing: over the wire nobody can consume change events.
-
-        mongoeco dispatches every committed write to in-process change-stream consumers under
-        a lease, acquired in a loop that sleeps on the server's event loop. Over the wire
-        ``watch()`` is unsupported, so the dispatch is pure cost, and a lease left behind (a
-        release that failed) froze every insert of the whole server for up to its 30 s TTL.
-        The outbox itself stays bounded by mongoeco's own compaction (10,000 entries).
-        """
-
-
 def insert_fix_applies() -> bool:
-    """The fix overrides a private method, so it is only used on the version it was made for."""
+    """The fixes override private methods, so they are only used on the version they were made
+    for (``tests/test_embedded_db.py`` fails on any other)."""
     return mongoeco.__version__ == PATCHED_MONGOECO_VERSION
 
 
@@ -116,9 +46,11 @@ def make_engine(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = str(data_dir / DATABASE_FILE)
     if insert_fix_applies():
-        return FlatInsertSQLiteEngine(path)
+        from service.embedded_engine import IndexedReadsEngine  # imports private modules
+
+        return IndexedReadsEngine(path)
     log.warning(
-        "mongoeco %s is not %s: inserts are O(collection size) without the fix",
+        "mongoeco %s is not %s: inserts and reads are O(collection size) without the fixes",
         mongoeco.__version__,
         PATCHED_MONGOECO_VERSION,
     )
