@@ -461,7 +461,15 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
         terms: list[str] = []
         extra: list[object] = []
         if self.cook_implied_terms:
+            # Only fields an expression index holds: elsewhere a term only costs (and can make
+            # SQLite's planner prefer sorting to walking the index in order).
+            indexed = {"_id"}
+            for index in self._load_indexes(db_name, coll_name):
+                if index.get("physical_name"):
+                    indexed.update(index["fields"])
             for leaf in _conjuncts(plan):
+                if getattr(leaf, "field", None) not in indexed:
+                    continue
                 implied = self._cook_implied_term(db_name, coll_name, leaf, sql)
                 if implied is not None:
                     terms.append(implied[0])

@@ -27,14 +27,17 @@ RUNS = (("clean", 900, 60), ("mixed", 600, 40), ("messy", 500, 30))
 SOAK_SEEDS = range(100, 110)
 
 
-def direct(engine: Any, name: str) -> Any:
-    return DirectClient(engine=engine).db[name]
-
-
 def differential(tmp_path: Path, kind: str, ops: int, docs: int, seed: int) -> engine_diff.Report:
-    reference = direct(SQLiteEngine(str(tmp_path / f"{kind}-{seed}-reference.sqlite3")), kind)
-    candidate = direct(IndexedReadsEngine(str(tmp_path / f"{kind}-{seed}-patched.sqlite3")), kind)
-    return engine_diff.run(reference, candidate, ops=ops, seed=seed, kind=kind, docs=docs)
+    clients = [
+        DirectClient(engine=SQLiteEngine(str(tmp_path / f"{kind}-{seed}-reference.sqlite3"))),
+        DirectClient(engine=IndexedReadsEngine(str(tmp_path / f"{kind}-{seed}-patched.sqlite3"))),
+    ]
+    try:
+        reference, candidate = (c.db[kind] for c in clients)
+        return engine_diff.run(reference, candidate, ops=ops, seed=seed, kind=kind, docs=docs)
+    finally:
+        for c in clients:
+            c.close()
 
 
 class Engaged:
