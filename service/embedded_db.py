@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PATCHED_MONGOECO_VERSION = "4.11.0"
 DATABASE_FILE = "cook.sqlite3"
+LOCK_FILE = "server.lock"
+IN_USE_EXIT = 3  # the exit code of a server refused because its data directory is in use
 
 
 def insert_fix_applies() -> bool:
@@ -57,21 +60,105 @@ def make_engine(data_dir: Path) -> Any:
     return SQLiteEngine(path)
 
 
-async def serve(data_dir: Path, host: str, port: int, address_file: Path | None) -> None:
-    """Run the wire server until SIGTERM or SIGINT; announce its address in ``address_file``."""
+class DataDirInUse(RuntimeError):
+    """Another embedded server holds this data directory (the engine assumes one writer)."""
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold ``data_dir``'s lock for the life of this process (the kernel releases it when the
+    process dies, however it dies); raise ``DataDirInUse`` when another server holds it.
+
+    Returns the lock file's descriptor, which must stay open.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DataDirInUse(
+            f"{data_dir} is in use by another embedded database server (pid {holder}); "
+            "stop it, or set COOK_DATA_DIR (or MONGODB_URI) to use another database"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def data_dir_in_use(data_dir: Path) -> str | None:
+    """Why a server could not start on ``data_dir`` now, or None (the lock is not kept)."""
+    try:
+        fd = lock_data_dir(data_dir)
+    except DataDirInUse as exc:
+        return str(exc)
+    os.close(fd)  # closing releases the lock; the server's own child takes it again
+    return None
+
+
+async def serve(
+    data_dir: Path,
+    host: str,
+    port: int,
+    address_file: Path | None,
+    parent_pipe: int | None = None,
+) -> None:
+    """Run the wire server until SIGTERM or SIGINT, or until the process that started it is
+    gone (``parent_pipe``); announce its address in ``address_file``.
+
+    The data directory is locked first: a second server on it exits with ``DataDirInUse``.
+    """
+    lock = lock_data_dir(data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with AsyncMongoEcoProxyServer(engine=make_engine(data_dir), host=host, port=port) as srv:
-        address = srv.address
-        uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
-        if address_file is not None:
-            tmp = address_file.with_suffix(".tmp")
-            tmp.write_text(uri)
-            tmp.replace(address_file)
-        log.info("embedded database serving %s at %s", data_dir, uri)
-        await stop.wait()
+    watch = None
+    if parent_pipe is not None:
+        watch_parent(loop, parent_pipe, stop)
+        watch = asyncio.create_task(poll_parent(os.getppid(), stop))
+    try:
+        engine = make_engine(data_dir)
+        async with AsyncMongoEcoProxyServer(engine=engine, host=host, port=port) as srv:
+            address = srv.address
+            uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
+            if address_file is not None:
+                tmp = address_file.with_suffix(".tmp")
+                tmp.write_text(uri)
+                tmp.replace(address_file)
+            log.info("embedded database serving %s at %s", data_dir, uri)
+            await stop.wait()
+    finally:
+        if watch is not None:
+            watch.cancel()
+        os.close(lock)
+
+
+def watch_parent(loop: asyncio.AbstractEventLoop, fd: int, stop: asyncio.Event) -> None:
+    """Stop when the read end of the parent's pipe reports end-of-file: the kernel closes the
+    parent's write end when the parent exits, even by SIGKILL (the end is not inherited by
+    its other children, so nothing else keeps it open)."""
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        if not data:
+            log.warning("the process that started the embedded database is gone; stopping")
+            loop.remove_reader(fd)
+            stop.set()
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+
+
+async def poll_parent(parent: int, stop: asyncio.Event, every: float = 1.0) -> None:
+    """Fallback for the pipe: once re-parented (the parent died), stop."""
+    while os.getppid() == parent:  # noqa: ASYNC110 - nothing signals a re-parenting
+        await asyncio.sleep(every)
+    log.warning("the embedded database's parent %s is gone; stopping", parent)
+    stop.set()
 
 
 @dataclass
@@ -84,11 +171,16 @@ class EmbeddedDatabase:
     startup_timeout: float = 30.0
     process: subprocess.Popen[bytes] | None = None
     uri: str = ""
+    _parent_pipe: int | None = None
 
     def start(self) -> str:
+        """Spawn the server; it dies with this process (it watches a pipe whose write end only
+        this process holds), and refuses a data directory another server holds
+        (``DataDirInUse``)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         address_file = self.data_dir / f"address-{os.getpid()}-{time.monotonic_ns()}"
         address_file.unlink(missing_ok=True)
+        read_end, self._parent_pipe = os.pipe()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -103,13 +195,22 @@ class EmbeddedDatabase:
                 str(self.port),
                 "--address-file",
                 str(address_file),
+                "--parent-pipe",
+                str(read_end),
             ],
             start_new_session=True,
+            pass_fds=(read_end,),
         )
+        os.close(read_end)
         deadline = time.monotonic() + self.startup_timeout
         try:
             while not address_file.exists():
                 if self.process.poll() is not None:
+                    self._release()
+                    if self.process.returncode == IN_USE_EXIT:
+                        raise DataDirInUse(
+                            f"{self.data_dir} is in use by another embedded database server"
+                        )
                     raise RuntimeError(
                         f"the embedded database exited with code {self.process.returncode}"
                     )
@@ -123,20 +224,26 @@ class EmbeddedDatabase:
         return self.uri
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._release()
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (used by crash tests)."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._release()
+
+    def _release(self) -> None:
+        if self._parent_pipe is not None:
+            os.close(self._parent_pipe)
+            self._parent_pipe = None
 
     def __enter__(self) -> EmbeddedDatabase:
         self.start()
