@@ -37,7 +37,7 @@ class Sizes:
     memory_seconds: float
 
 
-FULL = Sizes(1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000], 10_000, 240)
+FULL = Sizes(1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000, 100_000], 10_000, 240)
 QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10)
 POLL_SECONDS = 0.1
 PACKAGES = ("strawberry-graphql", "fastapi", "uvicorn", "pymongo", "mongoeco", "websockets")
