@@ -31,6 +31,7 @@ from tests.api import OWNER, Api, collection_input, running_app
 
 OWNER_P = Principal(AccountId(OWNER))
 SAMPLES = 9
+BATCH = 250  # pieces per insert_many: a batch must finish within the client's timeoutMS
 Timings = dict[str, float]
 
 
@@ -55,7 +56,7 @@ async def fill(api: Api, collection_id: str, size: int) -> None:
     skip = ("_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "leaseExpiresAt")
     base = {k: v for k, v in template.items() if k not in skip}
     base.update(status="completed", review="pending", outputText="x")
-    for start in range(1, size, 1000):
+    for start in range(1, size, BATCH):
         batch = [
             {
                 **base,
@@ -64,7 +65,7 @@ async def fill(api: Api, collection_id: str, size: int) -> None:
                 "indexKey": f"{collection_id}:{i}",
                 "jobKey": f"{cook.id}:{i}",
             }
-            for i in range(start, min(size, start + 1000))
+            for i in range(start, min(size, start + BATCH))
         ]
         await db.pieces.insert_many(batch)
     await db.collections.update_one({"_id": collection_id}, {"$set": {"nextPieceIndex": size}})
