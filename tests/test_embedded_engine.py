@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import mongoeco
 import pytest
 from mongoeco import MongoClient as DirectClient
 from mongoeco.engines.sqlite import SQLiteEngine
@@ -18,6 +19,7 @@ from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
 from service import embedded_engine
+from service.embedded_db import make_engine
 from service.embedded_engine import IndexedReadsEngine
 from tests import engine_diff
 
@@ -173,3 +175,11 @@ def test_over_the_wire_the_patched_engine_answers_as_the_unpatched_one(
             for c in clients:
                 c.close()
     assert not report.mismatches, "\n".join(report.mismatches[:5])
+
+
+def test_the_launcher_runs_the_indexed_reads_engine_on_the_pinned_mongoeco_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(make_engine(tmp_path), IndexedReadsEngine)
+    monkeypatch.setattr(mongoeco, "__version__", "4.12.0")
+    assert type(make_engine(tmp_path)) is SQLiteEngine, "other versions get the plain engine"
