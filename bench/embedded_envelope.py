@@ -194,7 +194,10 @@ def measure(
                     results.setdefault(label, {})[size] = {
                         name: median_ms(coll, op, samples, writes) for name, op in ops.items()
                     }
-                    print(f"{label} {size:,}: {time.monotonic() - began:.0f} s", file=sys.stderr)
+                    took = time.monotonic() - began
+                    print(f"{label} {size:,} ({took:.0f} s):", file=sys.stderr)
+                    for name, ms in results[label][size].items():
+                        print(f"  {name}: {ms:.1f} ms", file=sys.stderr)
                 client.close()
     return results
 
