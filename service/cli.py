@@ -27,6 +27,13 @@ def _serve(args: argparse.Namespace) -> int:
     from service.boundary import MAX_BODY_BYTES, MAX_HEADER_BYTES
 
     settings = Settings()
+    if settings.mongodb_uri is None:
+        from service.embedded_db import IN_USE_EXIT, data_dir_in_use
+
+        refusal = data_dir_in_use(settings.embedded_dir)
+        if refusal is not None:
+            print(f"cook serve: {refusal}", file=sys.stderr)
+            return IN_USE_EXIT
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     where = "the embedded database" if settings.mongodb_uri is None else "MONGODB_URI"
@@ -70,10 +77,14 @@ def token_command(settings: Settings) -> str:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from service.embedded_db import serve
+    from service.embedded_db import IN_USE_EXIT, DataDirInUse, serve
 
     data_dir = Path(args.data_dir) if args.data_dir else Settings().embedded_dir
-    asyncio.run(serve(data_dir, args.host, args.port, args.address_file))
+    try:
+        asyncio.run(serve(data_dir, args.host, args.port, args.address_file, args.parent_pipe))
+    except DataDirInUse as exc:
+        print(f"cook db: {exc}", file=sys.stderr)
+        return IN_USE_EXIT
     return 0
 
 
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("--host", default="127.0.0.1")
     db.add_argument("--port", type=int, default=27017)
     db.add_argument("--address-file", type=Path, default=None, help="write the URI here")
+    db.add_argument("--parent-pipe", type=int, default=None, help=argparse.SUPPRESS)
     db.set_defaults(func=_db)
 
     token = sub.add_parser("token", help="mint a development token")

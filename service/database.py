@@ -15,6 +15,8 @@ from service.settings import Settings
 
 log = logging.getLogger("cook.database")
 
+CLOSE_GRACE = 2.0  # seconds for ending the client's sessions at shutdown
+
 
 @asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
@@ -31,9 +33,25 @@ async def connect(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str
         await _describe(client)
         yield client
     finally:
-        await client.close()
+        await close(client)
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+async def close(client: AsyncMongoClient[dict[str, Any]], grace: float = CLOSE_GRACE) -> None:
+    """Close within ``grace`` seconds even when the database is down.
+
+    ``close()`` first ends the client's server sessions, which waits for a server to select
+    for up to ``serverSelectionTimeoutMS`` (30 s) when none answers: shutdown hung there for
+    30 s. Ending sessions is a courtesy (the server expires them anyway), so it gets
+    ``grace`` seconds; the sessions are already taken off the client by then, so a second
+    ``close()`` skips them and just closes the pools and monitors.
+    """
+    try:
+        await asyncio.wait_for(client.close(), grace)
+    except TimeoutError:
+        log.warning("the database did not answer within %.1f s of shutdown; closing anyway", grace)
+        await client.close()
 
 
 async def _describe(client: AsyncMongoClient[dict[str, Any]]) -> None:

@@ -3,18 +3,19 @@
 The API never runs the engine in its own event loop (the engine's work blocks the loop); it
 spawns ``python -m service db`` and talks to it over a real connection, as to MongoDB.
 
-Narrowly scoped fixes live in ``FlatInsertSQLiteEngine``, pinned to the exact mongoeco
-version (4.11.0): inserts that scanned the whole collection now look up by index, and the
-change-event dispatch, which no wire client can consume, is off. ``tests/test_embedded_db.py``
-proves duplicates are still refused, insert latency stays flat as a collection grows, and reads
-never fail beside writes.
+Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngine``, on
+``FlatInsertSQLiteEngine``), pinned to the exact mongoeco version (4.11.0): inserts and reads
+that scanned the whole collection now use indexes, and the change-event dispatch, which no
+wire client can consume, is off. ``tests/test_embedded_db.py`` proves duplicates are still
+refused, insert latency stays flat as a collection grows, and reads never fail beside writes;
+``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import fcntl
 import logging
 import os
 import signal
@@ -26,9 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import mongoeco
-from mongoeco.core.identity import id_contains_numeric_value
 from mongoeco.engines.sqlite import SQLiteEngine
-from mongoeco.engines.sqlite_query import json_path_for_field
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
@@ -36,79 +35,13 @@ log = logging.getLogger(__name__)
 
 PATCHED_MONGOECO_VERSION = "4.11.0"
 DATABASE_FILE = "cook.sqlite3"
-
-
-class FlatInsertSQLiteEngine(SQLiteEngine):
-    """SQLiteEngine whose inserts stay O(log n) as a collection grows.
-
-    Two scans made each insert linear in the collection's size:
-
-    1. the ``_id`` scan described in the module docstring, skipped for non-numeric ``_id``s;
-    2. for every unique index, a check whether any stored document holds an array at the
-       indexed field (``json_type(document, path) = 'array'``). Its result is cached, but every
-       write clears the cache, so each insert re-ran a full-table scan per unique index. Here
-       SQLite gets an expression index on exactly that expression, so the same query (same
-       answer) becomes an index lookup. The index is plain SQLite metadata: it changes no
-       result, and a file written with it opens fine without it.
-    """
-
-    def _validate_document_against_unique_indexes(
-        self,
-        db_name: str,
-        coll_name: str,
-        document: dict[str, Any],
-        *,
-        exclude_storage_key: str | None = None,
-        skip_id_check: bool = False,
-        scan_payload_id: bool = False,
-    ) -> None:
-        if scan_payload_id and not id_contains_numeric_value(document.get("_id")):
-            scan_payload_id = False
-        self._ensure_array_probe_indexes(db_name, coll_name)
-        super()._validate_document_against_unique_indexes(
-            db_name,
-            coll_name,
-            document,
-            exclude_storage_key=exclude_storage_key,
-            skip_id_check=skip_id_check,
-            scan_payload_id=scan_payload_id,
-        )
-
-    def _ensure_array_probe_indexes(self, db_name: str, coll_name: str) -> None:
-        """Give SQLite an index on ``json_type(document, path)`` for every unique index field.
-
-        Runs only here, on the write path, inside the insert's own write transaction: a read
-        path must never write (in WAL mode a read transaction cannot become a write one once
-        the file has moved on, and SQLite then answers "database is locked" at once). Not
-        remembered in memory either: a write that rolls back also rolls back this DDL, and
-        ``IF NOT EXISTS`` costs a schema lookup when the index is already there.
-        """
-        conn = self._require_connection()
-        for index in self._load_indexes(db_name, coll_name):
-            if not index.get("unique"):
-                continue
-            for field in index["fields"]:
-                path = json_path_for_field(field)
-                name = "cook_array_probe_" + hashlib.sha256(path.encode()).hexdigest()[:16]
-                literal = "'" + path.replace("'", "''") + "'"
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {name} "
-                    f"ON documents (db_name, coll_name, json_type(document, {literal}))"
-                )
-
-    def dispatch_committed_changes(self, consumer_id: str, consumer: object) -> None:
-        """Deliver nothing: over the wire nobody can consume change events.
-
-        mongoeco dispatches every committed write to in-process change-stream consumers under
-        a lease, acquired in a loop that sleeps on the server's event loop. Over the wire
-        ``watch()`` is unsupported, so the dispatch is pure cost, and a lease left behind (a
-        release that failed) froze every insert of the whole server for up to its 30 s TTL.
-        The outbox itself stays bounded by mongoeco's own compaction (10,000 entries).
-        """
+LOCK_FILE = "server.lock"
+IN_USE_EXIT = 3  # the exit code of a server refused because its data directory is in use
 
 
 def insert_fix_applies() -> bool:
-    """The fix overrides a private method, so it is only used on the version it was made for."""
+    """The fixes override private methods, so they are only used on the version they were made
+    for (``tests/test_embedded_db.py`` fails on any other)."""
     return mongoeco.__version__ == PATCHED_MONGOECO_VERSION
 
 
@@ -116,30 +49,116 @@ def make_engine(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = str(data_dir / DATABASE_FILE)
     if insert_fix_applies():
-        return FlatInsertSQLiteEngine(path)
+        from service.embedded_engine import IndexedReadsEngine  # imports private modules
+
+        return IndexedReadsEngine(path)
     log.warning(
-        "mongoeco %s is not %s: inserts are O(collection size) without the fix",
+        "mongoeco %s is not %s: inserts and reads are O(collection size) without the fixes",
         mongoeco.__version__,
         PATCHED_MONGOECO_VERSION,
     )
     return SQLiteEngine(path)
 
 
-async def serve(data_dir: Path, host: str, port: int, address_file: Path | None) -> None:
-    """Run the wire server until SIGTERM or SIGINT; announce its address in ``address_file``."""
+class DataDirInUse(RuntimeError):
+    """Another embedded server holds this data directory (the engine assumes one writer)."""
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold ``data_dir``'s lock for the life of this process (the kernel releases it when the
+    process dies, however it dies); raise ``DataDirInUse`` when another server holds it.
+
+    Returns the lock file's descriptor, which must stay open.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DataDirInUse(
+            f"{data_dir} is in use by another embedded database server (pid {holder}); "
+            "stop it, or set COOK_DATA_DIR (or MONGODB_URI) to use another database"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def data_dir_in_use(data_dir: Path) -> str | None:
+    """Why a server could not start on ``data_dir`` now, or None (the lock is not kept)."""
+    try:
+        fd = lock_data_dir(data_dir)
+    except DataDirInUse as exc:
+        return str(exc)
+    os.close(fd)  # closing releases the lock; the server's own child takes it again
+    return None
+
+
+async def serve(
+    data_dir: Path,
+    host: str,
+    port: int,
+    address_file: Path | None,
+    parent_pipe: int | None = None,
+) -> None:
+    """Run the wire server until SIGTERM or SIGINT, or until the process that started it is
+    gone (``parent_pipe``); announce its address in ``address_file``.
+
+    The data directory is locked first: a second server on it exits with ``DataDirInUse``.
+    """
+    lock = lock_data_dir(data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with AsyncMongoEcoProxyServer(engine=make_engine(data_dir), host=host, port=port) as srv:
-        address = srv.address
-        uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
-        if address_file is not None:
-            tmp = address_file.with_suffix(".tmp")
-            tmp.write_text(uri)
-            tmp.replace(address_file)
-        log.info("embedded database serving %s at %s", data_dir, uri)
-        await stop.wait()
+    watch = None
+    if parent_pipe is not None:
+        watch_parent(loop, parent_pipe, stop)
+        watch = asyncio.create_task(poll_parent(os.getppid(), stop))
+    try:
+        engine = make_engine(data_dir)
+        async with AsyncMongoEcoProxyServer(engine=engine, host=host, port=port) as srv:
+            address = srv.address
+            uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
+            if address_file is not None:
+                tmp = address_file.with_suffix(".tmp")
+                tmp.write_text(uri)
+                tmp.replace(address_file)
+            log.info("embedded database serving %s at %s", data_dir, uri)
+            await stop.wait()
+    finally:
+        if watch is not None:
+            watch.cancel()
+        os.close(lock)
+
+
+def watch_parent(loop: asyncio.AbstractEventLoop, fd: int, stop: asyncio.Event) -> None:
+    """Stop when the read end of the parent's pipe reports end-of-file: the kernel closes the
+    parent's write end when the parent exits, even by SIGKILL (the end is not inherited by
+    its other children, so nothing else keeps it open)."""
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        if not data:
+            log.warning("the process that started the embedded database is gone; stopping")
+            loop.remove_reader(fd)
+            stop.set()
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+
+
+async def poll_parent(parent: int, stop: asyncio.Event, every: float = 1.0) -> None:
+    """Fallback for the pipe: once re-parented (the parent died), stop."""
+    while os.getppid() == parent:  # noqa: ASYNC110 - nothing signals a re-parenting
+        await asyncio.sleep(every)
+    log.warning("the embedded database's parent %s is gone; stopping", parent)
+    stop.set()
 
 
 @dataclass
@@ -152,11 +171,16 @@ class EmbeddedDatabase:
     startup_timeout: float = 30.0
     process: subprocess.Popen[bytes] | None = None
     uri: str = ""
+    _parent_pipe: int | None = None
 
     def start(self) -> str:
+        """Spawn the server; it dies with this process (it watches a pipe whose write end only
+        this process holds), and refuses a data directory another server holds
+        (``DataDirInUse``)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         address_file = self.data_dir / f"address-{os.getpid()}-{time.monotonic_ns()}"
         address_file.unlink(missing_ok=True)
+        read_end, self._parent_pipe = os.pipe()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -171,13 +195,22 @@ class EmbeddedDatabase:
                 str(self.port),
                 "--address-file",
                 str(address_file),
+                "--parent-pipe",
+                str(read_end),
             ],
             start_new_session=True,
+            pass_fds=(read_end,),
         )
+        os.close(read_end)
         deadline = time.monotonic() + self.startup_timeout
         try:
             while not address_file.exists():
                 if self.process.poll() is not None:
+                    self._release()
+                    if self.process.returncode == IN_USE_EXIT:
+                        raise DataDirInUse(
+                            f"{self.data_dir} is in use by another embedded database server"
+                        )
                     raise RuntimeError(
                         f"the embedded database exited with code {self.process.returncode}"
                     )
@@ -191,20 +224,26 @@ class EmbeddedDatabase:
         return self.uri
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._release()
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (used by crash tests)."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._release()
+
+    def _release(self) -> None:
+        if self._parent_pipe is not None:
+            os.close(self._parent_pipe)
+            self._parent_pipe = None
 
     def __enter__(self) -> EmbeddedDatabase:
         self.start()

@@ -232,9 +232,9 @@ def assert_served_by(plan: dict[str, Any], index: str, db: str) -> None:
         assert not any(s["stage"] == "SORT" for s in stages), plan
         return
     # mongoeco has its own explain shape: the hinted index, the SQL that runs, and SQLite's
-    # plan. It shows the query runs in SQL through that index's SQLite index, but SQLite uses
-    # only the index's namespace columns and sorts the matches ("USE TEMP B-TREE"): the engine
-    # cannot walk an index in order (see the README). MongoDB walks it.
+    # plan. It shows the query runs in SQL through that index's SQLite index (with Cook's read
+    # fixes, seeking it on the query's fields and, without an $in, walking it in order; see
+    # tests/test_engine_query_shapes.py).
     assert plan["hinted_index"] == index, plan
     pushdown = plan["details"]["pushdown"]
     assert pushdown["filterOwner"] == "sql", (pushdown.get("fallbackReason"), plan["plan"])
