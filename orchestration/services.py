@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -46,7 +45,6 @@ class Services:
         *,
         toolbox: Toolbox,
         media: MediaStore,
-        exports_dir: Path,
         progress_poll_seconds: float = 0.25,
     ) -> Services:
         spells = SpellStore(db, toolbox)
@@ -64,7 +62,6 @@ class Services:
             collections,
             cooks,
             pieces,
-            exports_dir,
             policy.lease_seconds,
             policy.tick_seconds,
             media,
