@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import struct
 import threading
 import time
@@ -65,6 +66,7 @@ class FakeProvider:
     auto_finish: bool = False  # finish ComfyUI prompts as soon as they are made
     image_path: str = "/img/{run}.png"
     flaky_failures: int = 0  # how many times /flaky.png answers 503 before the image
+    image_padding: int = 0  # bytes (pseudo-random, by name) after each ComfyUI image
     _ids: Iterator[int] = field(default_factory=itertools.count)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,7 +192,8 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 )
             elif url.path == "/view":
                 name = parse_qs(url.query).get("filename", ["x"])[0]
-                self._raw(200, "image/png", png(name))
+                padding = random.Random(name).randbytes(fake.image_padding)
+                self._raw(200, "image/png", png(name) + padding)
             elif url.path.startswith("/img/"):
                 self._raw(200, "image/png", png(url.path))
             elif url.path == "/huge.png":
