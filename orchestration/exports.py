@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -311,6 +312,7 @@ class Exporter:
             sink, job.id, job.created_at, job.collection, job.options, len(order)
         )
         cook_seeds: dict[str, int] = {}
+        renewed = time.monotonic()
         try:
             for start in range(0, len(order), LOAD_CHUNK):
                 chunk = order[start : start + LOAD_CHUNK]
@@ -324,8 +326,12 @@ class Exporter:
                         cook = await self._cooks.load(piece.cook_id)
                         cook_seeds[piece.cook_id] = cook.seed if cook else 0
                     done = start + offset + 1
-                    if done % PROGRESS_EVERY == 0 and not await self._progress(job, token, done):
-                        raise _LostLease
+                    # Every PROGRESS_EVERY pieces, and often enough to keep the lease.
+                    due = time.monotonic() - renewed > self._lease.total_seconds() / 3
+                    if done % PROGRESS_EVERY == 0 or due:
+                        if not await self._progress(job, token, done):
+                            raise _LostLease
+                        renewed = time.monotonic()
             seed = job.options.shuffle_seed
             provenance = await asyncio.to_thread(writer.finish, cook_seeds, seed)
             await upload.write(sink.take())
