@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import api_overhead, growth, memory, orchestrator_overhead, progress_latency
+from bench import (
+    api_overhead,
+    growth,
+    media_store,
+    memory,
+    orchestrator_overhead,
+    progress_latency,
+)
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,17 @@ class Sizes:
     growth: list[int]
     memory_pieces: int
     memory_seconds: float
+    media_files: int
+    media_bytes: int
+    media_rounds: int
+    export_images: int
+    export_image_bytes: int
 
 
-FULL = Sizes(1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000], 10_000, 240)
-QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10)
+FULL = Sizes(
+    1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000], 10_000, 240, 40, 2**20, 3, 1000, 2**17
+)
+QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10, 8, 2**18, 1, 60, 2**14)
 POLL_SECONDS = 0.1
 PACKAGES = ("strawberry-graphql", "fastapi", "uvicorn", "pymongo", "mongoeco", "websockets")
 
@@ -86,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     section("4. Growth", growth.report(grown))
     samples = memory.measure(sizes.memory_pieces, sizes.memory_seconds)
     section("5. Memory", memory.report(samples, sizes.memory_pieces))
+    throughput = media_store.measure_throughput(
+        sizes.media_files, sizes.media_bytes, sizes.media_rounds
+    )
+    exporting = media_store.measure_export(sizes.export_images, sizes.export_image_bytes)
+    section("6. Media store", media_store.report(throughput, exporting))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
