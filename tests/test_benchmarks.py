@@ -10,7 +10,14 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SECTIONS = ("Orchestrator overhead", "API overhead", "Event delivery", "Growth", "Memory")
+SECTIONS = (
+    "Orchestrator overhead",
+    "API overhead",
+    "Event delivery",
+    "Growth",
+    "Memory",
+    "Media store",
+)
 
 
 def test_every_benchmark_runs_in_quick_mode_and_writes_its_section(tmp_path: Path) -> None:

@@ -253,3 +253,26 @@ async def test_an_export_left_behind_by_a_crashed_process_is_finished_after_a_re
         assert await db["media.chunks"].count_documents({"files_id": ObjectId(half.id)}) == 0
     await client.drop_database(settings.db_name)
     await client.close()
+
+
+async def test_the_archive_download_answers_byte_ranges_and_validators(api: Api) -> None:
+    collection, _ = await reviewed_collection(api, count=3)
+    job = await wait_for_export(api, (await start_export(api, collection["id"]))["id"])
+    whole = await download(api, job)
+    size, etag = len(whole.content), whole.headers["etag"]
+    assert (whole.headers["content-length"], whole.headers["accept-ranges"]) == (str(size), "bytes")
+    token = {"Authorization": f"Bearer {api.token_for(OWNER)}"}
+
+    async def get(**headers: str) -> httpx.Response:
+        return await api.client.get(f"/exports/{job['id']}/archive", headers={**token, **headers})
+
+    tail = await get(Range="bytes=-10")
+    assert (tail.status_code, tail.content) == (206, whole.content[-10:])
+    assert tail.headers["content-range"] == f"bytes {size - 10}-{size - 1}/{size}"
+    middle = await get(Range="bytes=5-9")
+    assert (middle.status_code, middle.content) == (206, whole.content[5:10])
+    beyond = await get(Range=f"bytes={size}-")
+    assert (beyond.status_code, beyond.headers["content-range"]) == (416, f"bytes */{size}")
+    changed = await get(Range="bytes=5-9", **{"If-Range": '"another"'})
+    assert (changed.status_code, changed.content) == (200, whole.content)
+    assert (await get(**{"If-None-Match": etag})).status_code == 304

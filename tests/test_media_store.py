@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.gridfs_media import CHUNK_BYTES, GridFSMediaStore
+from orchestration.media import FileMediaStore
 from orchestration.media_gc import MediaCollector
 from service.embedded_db import EmbeddedDatabase
 
@@ -175,3 +176,28 @@ async def test_the_collector_never_removes_a_file_a_document_names_under_races(d
     stored = {doc["filename"] async for doc in db["media.files"].find({}, {"filename": 1})}
     assert stored == named  # and everything unnamed is gone after the grace period
     assert await orphan_chunks(db) == 0
+
+
+async def test_the_filesystem_store_keeps_the_same_contract_on_one_machine(
+    tmp_path: Path, db: Db
+) -> None:
+    store = FileMediaStore(tmp_path / "media")
+    data = os.urandom(700_000)
+    ref = await store.put(data, "image/png")
+    again = await store.upload("image/png")
+    await again.write(data[:100])
+    await again.write(data[100:])
+    assert await again.finish() == ref
+    assert await store.read(ref.sha256) == data
+    assert b"".join([c async for c in store.stream(ref.sha256, 10, 300_000)]) == data[10:300_000]
+    assert await store.size(ref.sha256) == len(data)
+    unnamed = await store.put(b"nobody names me", "image/png")
+    half = await store.upload("application/zip")
+    await half.write(b"half an archive")
+    await db["pieces"].insert_one({"media": [{"sha256": ref.sha256}]})
+    await asyncio.sleep(1.1)
+    collector = MediaCollector(db, store, grace_seconds=0.5, every_seconds=1)
+    assert await collector.collect() == 2  # the unnamed file and the unfinished upload
+    assert await store.size(unnamed.sha256) is None
+    assert await store.read(ref.sha256) == data
+    await half.abort()
