@@ -176,7 +176,7 @@ def test_an_export_whose_worker_is_killed_mid_archive_is_finished_by_another_rep
 ) -> None:
     """A builds the archive and is SIGKILLed half way; B takes the job over after the lease,
     builds the same bytes an uninterrupted build makes, and collects A's half upload."""
-    count, lease = 8, 2.0
+    count, lease = 8, 4.0
     with fake_provider() as fake, deployment(tmp_path, fake) as (db, env, token):
         fake.auto_finish = True
         fake.image_padding = 1_500_000  # an archive of some 12 MB: seconds to build
@@ -213,12 +213,17 @@ def test_an_export_whose_worker_is_killed_mid_archive_is_finished_by_another_rep
             resumed = get(b, f"/exports/{export_id}/archive", owner).content
             assert len(resumed) == finished["sizeBytes"]
             done = store.exports.find_one({"_id": export_id}) or {}
-            assert done["attempt"] == 2
+            assert done["attempt"] >= 2  # taken over (a loaded machine may take it twice)
             # The same job built again, uninterrupted, is the same archive, byte for byte.
             store.exports.update_one(
                 {"_id": export_id},
                 {
-                    "$set": {"status": "pending", "done": 0, "activeKey": done["collectionId"]},
+                    "$set": {
+                        "status": "pending",
+                        "done": 0,
+                        "attempt": 0,
+                        "activeKey": done["collectionId"],
+                    },
                     "$unset": {"archiveSha256": "", "sizeBytes": ""},
                 },
             )
