@@ -20,7 +20,15 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import api_overhead, growth, layers, memory, orchestrator_overhead, progress_latency
+from bench import (
+    api_overhead,
+    growth,
+    layers,
+    media_store,
+    memory,
+    orchestrator_overhead,
+    progress_latency,
+)
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,20 @@ class Sizes:
     memory_seconds: float
     composite_pieces: int
     layers_cook_pieces: int
+    media_files: int
+    media_bytes: int
+    media_rounds: int
+    export_images: int
+    export_image_bytes: int
 
 
-FULL = Sizes(1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000, 100_000], 10_000, 240, 20, 1000)
-QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10, 3, 30)
+# fmt: off
+FULL = Sizes(
+    1000, 3, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000, 100_000], 10_000, 240,
+    20, 1000, 40, 2**20, 3, 1000, 2**17,
+)
+QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10, 3, 30, 8, 2**18, 1, 60, 2**14)
+# fmt: on
 POLL_SECONDS = 0.1
 PACKAGES = (
     "strawberry-graphql",
@@ -99,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     composite = asyncio.run(layers.measure_composite(sizes.composite_pieces))
     rate = asyncio.run(layers.measure_cook(sizes.layers_cook_pieces))
     section("6. Layers", layers.report(composite, rate))
+    throughput = media_store.measure_throughput(
+        sizes.media_files, sizes.media_bytes, sizes.media_rounds
+    )
+    exporting = media_store.measure_export(sizes.export_images, sizes.export_image_bytes)
+    section("7. Media store", media_store.report(throughput, exporting))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

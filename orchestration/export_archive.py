@@ -4,18 +4,20 @@ provenance hash.
 
 The archive is a function of the export job and its pieces: entries carry a fixed timestamp and
 the manifest the job's creation time, so an export resumed after a crash rebuilds the same
-bytes.
+bytes. It is written as a stream (no seeking back: each entry's sizes follow it in a data
+descriptor), so the worker hands each entry's bytes to the media store as soon as it is added
+and never holds more than one piece's entry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from domain.errors import Problem
@@ -110,11 +112,43 @@ def provenance_hash(content_hashes: list[str]) -> str:
     return hashlib.sha256("".join(content_hashes).encode()).hexdigest()
 
 
+class Spool(io.RawIOBase):
+    """Where ``zipfile`` writes: bytes wait here until ``take`` hands them on. Not seekable,
+    so ``zipfile`` streams."""
+
+    def __init__(self) -> None:
+        self._held = bytearray()
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._held += data
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise io.UnsupportedOperation("the archive is written as a stream")
+
+    def take(self) -> bytes:
+        data = bytes(self._held)
+        self._held.clear()
+        return data
+
+
 @dataclass
 class ArchiveWriter:
-    """Writes one export archive; ``add`` each piece in number order, then ``finish``."""
+    """Writes one export archive into ``sink``; ``add`` each piece in number order, then
+    ``finish``; take what is written from the sink after each call."""
 
-    path: Path
+    sink: Spool
     export_id: str
     created_at: datetime
     collection: CollectionInfo
@@ -125,7 +159,7 @@ class ArchiveWriter:
     _metadata: list[Document] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED)
+        self._zip = zipfile.ZipFile(self.sink, "w", compression=zipfile.ZIP_DEFLATED)
 
     def _write(self, name: str, data: bytes) -> None:
         info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
@@ -195,7 +229,7 @@ class ArchiveWriter:
 
     def abandon(self) -> None:
         self._zip.close()
-        self.path.unlink(missing_ok=True)
+        self.sink.take()
 
 
 def _json(value: Any) -> bytes:

@@ -6,20 +6,21 @@ Any process may build it: a worker claims a pending job, or a running one whose 
 out (its worker died), by one conditional update that sets a fresh ``leaseOwner`` token; every
 later write (progress, lease renewal, the result) is conditional on that token, so a worker that
 lost its lease changes nothing. At most one active export per collection, by a unique index on
-the active job's ``activeKey``. The archive goes to ``<data dir>/exports/<id>.zip`` (several API
-processes must share that directory).
+the active job's ``activeKey``. The archive is streamed into the media store as it is built
+(named by its SHA-256, recorded as ``archiveSha256``); the worker records its upload's id
+(``uploadId``) first, so the collector spares those chunks while the job runs, and removes them
+once a crashed worker's job was taken over (the new worker rebuilds the same bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -35,12 +36,19 @@ from orchestration.background import Background
 from orchestration.collections import CollectionStore
 from orchestration.cooks import CookStore
 from orchestration.engine import Config
-from orchestration.export_archive import ArchiveWriter, CollectionInfo, ExportOptions, numbered
-from orchestration.media import MediaStore
+from orchestration.export_archive import (
+    ArchiveWriter,
+    CollectionInfo,
+    ExportOptions,
+    Spool,
+    numbered,
+)
+from orchestration.media import MediaStore, Upload
 from orchestration.pagination import Page, newest_first
 from orchestration.pieces import PieceStore
 from orchestration.policy import SEED_BOUND
 from orchestration.scope import owned
+from orchestration.tools import MediaRef
 
 type Document = dict[str, Any]
 
@@ -50,6 +58,7 @@ ID_PREFIX = "exp"
 MAX_EXPORT_ATTEMPTS = 3
 PROGRESS_EVERY = 50  # pieces between progress writes (which also renew the lease)
 LOAD_CHUNK = 200
+ARCHIVE_TYPE = "application/zip"
 
 
 def archive_url(export_id: str) -> str:
@@ -78,6 +87,7 @@ class Export:
     error: str | None
     size_bytes: int | None
     provenance_hash: str | None
+    archive_sha256: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -90,7 +100,6 @@ class Exporter:
         collections: CollectionStore,
         cooks: CookStore,
         pieces: PieceStore,
-        directory: Path,
         lease_seconds: float,
         tick_seconds: float,
         media: MediaStore,
@@ -101,7 +110,6 @@ class Exporter:
         self._collections = collections
         self._cooks = cooks
         self._pieces = pieces
-        self.directory = directory
         self._lease = timedelta(seconds=lease_seconds)
         self._tick_seconds = tick_seconds
         self._background = Background(log)
@@ -124,9 +132,6 @@ class Exporter:
 
     async def ensure_indexes(self) -> None:
         await self._jobs.create_indexes(self.indexes())
-
-    def archive_path(self, export_id: str) -> Path:
-        return self.directory / f"{export_id}.zip"
 
     # --- user operations ----------------------------------------------------------------
 
@@ -270,39 +275,44 @@ class Exporter:
         return result.matched_count == 1
 
     async def _build(self, job: Export, token: str) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in self.directory.glob(f"{job.id}.*.part"):  # left by a worker that died
-            stale.unlink(missing_ok=True)
-        part = self.directory / f"{job.id}.{token}.part"
+        upload = await self._media.upload(ARCHIVE_TYPE)
+        if not await self._held(job.id, token, {"$set": {"uploadId": upload.id}}):
+            await upload.abort()
+            return
         try:
-            provenance = await self._write_archive(job, token, part)
+            provenance, ref = await self._write_archive(job, token, upload)
         except _LostLease:
-            part.unlink(missing_ok=True)
+            await upload.abort()
             return
         except Exception as exc:
             log.exception("export %s failed", job.id)
-            part.unlink(missing_ok=True)
+            await upload.abort()
             await self._finish(job.id, token, ExportStatus.FAILED, {"error": _describe(exc)})
             return
-        final = self.archive_path(job.id)
-        size = part.stat().st_size
-        os.replace(part, final)  # atomic: a reader never sees half an archive
         await self._finish(
             job.id,
             token,
             ExportStatus.COMPLETED,
-            {"done": job.total, "sizeBytes": size, "provenanceHash": provenance},
+            {
+                "done": job.total,
+                "sizeBytes": ref.size,
+                "provenanceHash": provenance,
+                "archiveSha256": ref.sha256,
+            },
         )
 
-    async def _write_archive(self, job: Export, token: str, part: Path) -> str:
+    async def _write_archive(self, job: Export, token: str, upload: Upload) -> tuple[str, MediaRef]:
+        """Build the ZIP entry by entry, each entry's bytes written on to ``upload`` at once."""
         selection = await self._selections.find_one({"_id": job.id})
         if selection is None:
             raise RuntimeError("the export's selection is missing")
         order = numbered(selection["pieceIds"], job.options.shuffle_seed)
-        writer = await asyncio.to_thread(
-            ArchiveWriter, part, job.id, job.created_at, job.collection, job.options, len(order)
+        sink = Spool()
+        writer = ArchiveWriter(
+            sink, job.id, job.created_at, job.collection, job.options, len(order)
         )
         cook_seeds: dict[str, int] = {}
+        renewed = time.monotonic()
         try:
             for start in range(0, len(order), LOAD_CHUNK):
                 chunk = order[start : start + LOAD_CHUNK]
@@ -311,17 +321,24 @@ class Exporter:
                     piece = found[piece_id]
                     asset = await asset_of(piece, self._media)
                     await asyncio.to_thread(writer.add, piece, asset)
+                    await upload.write(sink.take())
                     if piece.cook_id not in cook_seeds:
                         cook = await self._cooks.load(piece.cook_id)
                         cook_seeds[piece.cook_id] = cook.seed if cook else 0
                     done = start + offset + 1
-                    if done % PROGRESS_EVERY == 0 and not await self._progress(job, token, done):
-                        raise _LostLease
+                    # Every PROGRESS_EVERY pieces, and often enough to keep the lease.
+                    due = time.monotonic() - renewed > self._lease.total_seconds() / 3
+                    if done % PROGRESS_EVERY == 0 or due:
+                        if not await self._progress(job, token, done):
+                            raise _LostLease
+                        renewed = time.monotonic()
             seed = job.options.shuffle_seed
-            return await asyncio.to_thread(writer.finish, cook_seeds, seed)
+            provenance = await asyncio.to_thread(writer.finish, cook_seeds, seed)
+            await upload.write(sink.take())
         except BaseException:
             await asyncio.to_thread(writer.abandon)
             raise
+        return provenance, await upload.finish()
 
     async def _progress(self, job: Export, token: str, done: int) -> bool:
         at = clock.now()
@@ -340,9 +357,22 @@ class Exporter:
             token,
             {
                 "$set": {"status": status.value, "finishedAt": at, "updatedAt": at, **fields},
-                "$unset": {"activeKey": "", "leaseOwner": "", "leaseExpiresAt": ""},
+                "$unset": {
+                    "activeKey": "",
+                    "leaseOwner": "",
+                    "leaseExpiresAt": "",
+                    "uploadId": "",
+                },
             },
         )
+
+    async def running_uploads(self) -> set[str]:
+        """Uploads that running exports are writing (the collector spares their chunks)."""
+        cursor = self._jobs.find(
+            {"status": ExportStatus.RUNNING.value, "uploadId": {"$exists": True}},
+            {"uploadId": 1},
+        )
+        return {doc["uploadId"] async for doc in cursor}
 
     async def stop(self) -> None:
         await self._background.stop()
@@ -376,6 +406,7 @@ def _from_doc(doc: Document) -> Export:
         error=doc.get("error"),
         size_bytes=doc.get("sizeBytes"),
         provenance_hash=doc.get("provenanceHash"),
+        archive_sha256=doc.get("archiveSha256"),
         created_at=doc["createdAt"],
         started_at=doc.get("startedAt"),
         finished_at=doc.get("finishedAt"),

@@ -1,8 +1,11 @@
 """Media the service keeps: fetched from providers with limits, stored content-addressed.
 
-``MediaStore`` is the one storage interface; ``FileMediaStore`` keeps files under the data
-directory (another store, such as S3, fits behind the same three methods). A file is named by
-the SHA-256 of its bytes, so storing the same output twice (a duplicate delivery) is harmless.
+``MediaStore`` is the one storage interface, for images and export archives alike: a file is
+named by the SHA-256 of its bytes, so storing the same bytes twice (a duplicate delivery, two
+processes racing) keeps one copy. ``GridFSMediaStore`` (``orchestration/gridfs_media.py``, the
+default) keeps files in the database; ``FileMediaStore`` keeps them under the data directory,
+for one machine. Both stream in chunks both ways: ``upload`` writes a file piece by piece
+(hashing as it goes) and ``stream`` reads any byte range of one.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import hashlib
 import ipaddress
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,6 +30,23 @@ from orchestration.tools import MediaRef, OutputUnavailable, ToolFailure
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 30.0
+READ_CHUNK = 256 * 1024
+
+
+class Upload(Protocol):
+    """One file being written; ``finish`` names it by its content (or finds it stored)."""
+
+    @property
+    def id(self) -> str:
+        """The upload's own id, until it is finished (the export worker records it, so the
+        collector spares its chunks while the export runs)."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def finish(self) -> MediaRef: ...
+
+    async def abort(self) -> None: ...
 
 
 class MediaStore(Protocol):
@@ -32,41 +54,148 @@ class MediaStore(Protocol):
 
     async def read(self, sha256: str) -> bytes: ...
 
-    def local_path(self, sha256: str) -> Path | None:
-        """Where the file lies on this machine, if it does (lets routes stream it)."""
+    async def upload(self, content_type: str) -> Upload: ...
+
+    async def size(self, sha256: str) -> int | None:
+        """The stored file's length in bytes, or None when it is not stored."""
+        ...
+
+    def stream(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` (exclusive; None: to the end) in chunks."""
+        ...
+
+    async def collect(self, cutoff: datetime, referenced: Referenced) -> int:
+        """Remove files stored or last re-stored before ``cutoff`` that ``referenced`` does
+        not name, and chunks of uploads begun before it that never finished (except those
+        ``referenced.uploads`` names); returns how many files and uploads were removed."""
         ...
 
 
+class Referenced(Protocol):
+    async def names(self, digests: list[str]) -> set[str]:
+        """The digests among ``digests`` that some live document names."""
+        ...
+
+    async def uploads(self) -> set[str]:
+        """Upload ids that running work is still writing."""
+        ...
+
+
+def check_digest(sha256: str) -> str:
+    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        raise ValueError("not a SHA-256")
+    return sha256
+
+
 class FileMediaStore:
+    """Files under one directory: ``<root>/<first two hex digits>/<sha256>``, for one machine."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def _path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError("not a SHA-256")
-        return self.root / sha256[:2] / sha256
+        return self.root / sha256[:2] / check_digest(sha256)
 
     async def put(self, data: bytes, content_type: str) -> MediaRef:
-        digest = hashlib.sha256(data).hexdigest()
-        await asyncio.to_thread(self._write, self._path(digest), data)
-        return MediaRef(digest, content_type, len(data))
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+        upload = await self.upload(content_type)
+        await upload.write(data)
+        return await upload.finish()
 
     async def read(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self._path(sha256).read_bytes)
 
-    def local_path(self, sha256: str) -> Path | None:
+    async def upload(self, content_type: str) -> FileUpload:
+        return await asyncio.to_thread(FileUpload, self, content_type)
+
+    async def size(self, sha256: str) -> int | None:
         path = self._path(sha256)
-        return path if path.exists() else None
+        try:
+            return (await asyncio.to_thread(path.stat)).st_size
+        except FileNotFoundError:
+            return None
+
+    async def stream(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        handle: BinaryIO = await asyncio.to_thread(self._path(sha256).open, "rb")
+        try:
+            await asyncio.to_thread(handle.seek, start)
+            left = None if end is None else end - start
+            while left is None or left > 0:
+                want = READ_CHUNK if left is None else min(READ_CHUNK, left)
+                chunk = await asyncio.to_thread(handle.read, want)
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def collect(self, cutoff: datetime, referenced: Referenced) -> int:
+        """On one machine: files not touched since ``cutoff`` and named by nothing, and
+        temporary files of uploads begun before it."""
+        removed = 0
+        limit = cutoff.timestamp()
+        if not self.root.is_dir():
+            return 0
+        for temp in self.root.glob("upload-*"):
+            if temp.stat().st_mtime < limit and temp.name not in await referenced.uploads():
+                temp.unlink(missing_ok=True)
+                removed += 1
+        stale = [
+            p.name
+            for p in self.root.glob("??/*")
+            if len(p.name) == 64 and p.stat().st_mtime < limit
+        ]
+        for start in range(0, len(stale), 500):
+            batch = stale[start : start + 500]
+            named = await referenced.names(batch)
+            for digest in batch:
+                path = self._path(digest)
+                if digest not in named and path.stat().st_mtime < limit:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+class FileUpload:
+    def __init__(self, store: FileMediaStore, content_type: str) -> None:
+        store.root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=store.root, prefix="upload-")
+        self._store = store
+        self._content_type = content_type
+        self._temp = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    @property
+    def id(self) -> str:
+        return self._temp.name
+
+    async def write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._size += len(data)
+        await asyncio.to_thread(self._file.write, data)
+
+    async def finish(self) -> MediaRef:
+        digest = self._hash.hexdigest()
+        await asyncio.to_thread(self._place, self._store._path(digest))
+        return MediaRef(digest, self._content_type, self._size)
+
+    def _place(self, path: Path) -> None:
+        self._file.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            os.utime(path)  # stored again: the collector's grace period starts over
+            self._temp.unlink(missing_ok=True)
+        else:
+            os.replace(self._temp, path)  # atomic: a reader sees the whole file or none
+
+    async def abort(self) -> None:
+        self._file.close()
+        self._temp.unlink(missing_ok=True)
 
 
 def _content_type(header: str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -50,7 +49,6 @@ class Services:
         *,
         toolbox: Toolbox,
         media: MediaStore,
-        exports_dir: Path,
         progress_poll_seconds: float = 0.25,
     ) -> Services:
         if LAYERS_TOOL_ID not in toolbox:  # built in, but it needs the database and media
@@ -70,7 +68,6 @@ class Services:
             collections,
             cooks,
             pieces,
-            exports_dir,
             policy.lease_seconds,
             policy.tick_seconds,
             media,

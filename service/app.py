@@ -17,7 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.tokens import identify
 from domain.errors import ErrorCode
-from orchestration.media import FileMediaStore
+from orchestration.gridfs_media import GridFSMediaStore
+from orchestration.media import FileMediaStore, MediaStore
+from orchestration.media_gc import MediaCollector
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from schema.errors import INTERNAL_MESSAGE
@@ -31,7 +33,7 @@ from service.graphql_router import CookGraphQLRouter
 from service.http_limits import HttpLimits
 from service.identity import build_verifier
 from service.runtime import Runtime, runtime_of
-from service.settings import Settings
+from service.settings import MediaStoreKind, Settings
 
 log = logging.getLogger("cook.app")
 
@@ -53,14 +55,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(connect(settings))
             http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
-            media = FileMediaStore(settings.media_dir)
+            db = client[settings.db_name]
+            media: MediaStore
+            if settings.media_store is MediaStoreKind.FILESYSTEM:
+                media = FileMediaStore(settings.media_dir)
+            else:
+                media = gridfs = GridFSMediaStore(db)
+                await gridfs.ensure_indexes()
+            collector = MediaCollector(
+                db,
+                media,
+                grace_seconds=settings.media_gc_grace_seconds,
+                every_seconds=settings.media_gc_every_seconds,
+            )
+            await collector.ensure_indexes()
             context = ProviderContext(http, media, settings.callback_url)
             services = Services.from_database(
-                client[settings.db_name],
+                db,
                 settings.policy(),
                 toolbox=build_toolbox(settings.provider_configs(), context),
                 media=media,
-                exports_dir=settings.exports_dir,
                 progress_poll_seconds=settings.progress_poll_seconds,
             )
             await services.ensure_indexes()
@@ -69,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.scheduler:
                 tasks.append(asyncio.create_task(services.orchestrator.run()))
                 tasks.append(asyncio.create_task(services.exports.run()))
+                tasks.append(asyncio.create_task(collector.run()))
             try:
                 yield
             finally:

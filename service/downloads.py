@@ -1,6 +1,8 @@
 """Export archives over plain HTTP: ``GET /exports/{id}/archive`` with a Bearer token.
 
-Owner and admins only; anyone else gets 404, exactly as for a missing export.
+Owner and admins only; anyone else gets 404, exactly as for a missing export. Streamed from
+the media store with ``Content-Length``, ``ETag`` and range requests (``service/stored_files``),
+so any replica serves it and an interrupted download resumes.
 """
 
 from __future__ import annotations
@@ -8,11 +10,12 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from domain.errors import NotFound, Unauthenticated
 from orchestration.exports import ID_PREFIX, ExportStatus
 from service.runtime import caller, runtime_of
+from service.stored_files import serve_stored
 
 downloads = APIRouter()
 
@@ -37,15 +40,19 @@ async def download_archive(export_id: str, request: Request) -> Response:
     missing = _error(404, "NOT_FOUND", f"export {export_id!r} was not found")
     if not _EXPORT_ID.fullmatch(export_id):
         return missing
-    exporter = runtime_of(request).services.exports
+    services = runtime_of(request).services
+    exporter = services.exports
     try:
         job = await exporter.get(principal, export_id)
     except NotFound:
         return missing
     if job.status is not ExportStatus.COMPLETED:
         return _error(409, "CONFLICT", f"the export is {job.status.value}, not completed")
-    path = exporter.archive_path(job.id)
-    if not path.is_file():
-        return _error(404, "NOT_FOUND", "the archive is not on this server's data directory")
     stem = _UNSAFE.sub("-", job.collection.name).strip("-") or "collection"
-    return FileResponse(path, media_type="application/zip", filename=f"{stem}-{job.id}.zip")
+    disposition = {"Content-Disposition": f'attachment; filename="{stem}-{job.id}.zip"'}
+    served = None
+    if job.archive_sha256 is not None:
+        served = await serve_stored(
+            request, services.media, job.archive_sha256, "application/zip", disposition
+        )
+    return served or _error(404, "NOT_FOUND", "the archive is not in the media store")

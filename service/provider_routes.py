@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from domain.errors import BadUserInput, Unauthenticated
 from domain.ids import parse_entity_id
@@ -14,6 +14,7 @@ from orchestration import pieces as piece_domain
 from orchestration.services import Services
 from orchestration.webhooks import MAX_BODY_BYTES, Refused, verify
 from service.runtime import caller
+from service.stored_files import serve_stored
 
 log = logging.getLogger("cook.providers")
 
@@ -90,8 +91,5 @@ async def media(piece_id: str, n: int, request: Request) -> Response:
         return _answer(404, error="not found")
     ref = piece.media[n]
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
-    path = services.media.local_path(ref.sha256)
-    if path is not None:
-        return FileResponse(path, media_type=ref.content_type, headers=headers)
-    data = await services.media.read(ref.sha256)
-    return Response(data, media_type=ref.content_type, headers=headers)
+    served = await serve_stored(request, services.media, ref.sha256, ref.content_type, headers)
+    return served or _answer(404, error="not found")

@@ -27,6 +27,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class MediaStoreKind(StrEnum):
+    GRIDFS = "gridfs"  # in the database: replicas share nothing else
+    FILESYSTEM = "filesystem"  # under COOK_DATA_DIR/media: one machine
+
+
 class Settings(BaseSettings):
     """Every setting of the service. Names are the environment variables, upper-cased."""
 
@@ -62,6 +67,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, ge=0.1, le=86_400)
     tick_seconds: float = Field(default=0.5, ge=0.01, le=60)
     scheduler: bool = True
+
+    # Where images and export archives live (see the README's "Deployment" section).
+    media_store: MediaStoreKind = MediaStoreKind.GRIDFS
+    media_gc_grace_seconds: float = Field(default=3600.0, ge=0.1, le=30 * 86_400)
+    media_gc_every_seconds: float = Field(default=600.0, ge=0.05, le=86_400)
 
     # Generation providers: a JSON list (see orchestration/providers.py and the README).
     providers: str = ""
@@ -191,8 +201,3 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
-
-    @property
-    def exports_dir(self) -> Path:
-        """Export archives; API processes sharing a database must share this directory."""
-        return self.data_dir / "exports"

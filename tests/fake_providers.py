@@ -18,6 +18,7 @@ import asyncio
 import base64
 import itertools
 import json
+import random
 import struct
 import threading
 import time
@@ -72,6 +73,7 @@ class FakeProvider:
     image_answer: str = "b64_json"  # or "url"
     image_failures: list[int] = field(default_factory=list)  # statuses to answer first
     image_requests: list[Any] = field(default_factory=list)  # the bodies received
+    image_padding: int = 0  # bytes (pseudo-random, by name) after each ComfyUI image
     _ids: Iterator[int] = field(default_factory=itertools.count)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -220,7 +222,8 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 )
             elif url.path == "/view":
                 name = parse_qs(url.query).get("filename", ["x"])[0]
-                self._raw(200, "image/png", png(name))
+                padding = random.Random(name).randbytes(fake.image_padding)
+                self._raw(200, "image/png", png(name) + padding)
             elif url.path.startswith("/img/"):
                 self._raw(200, "image/png", png(url.path))
             elif url.path == "/huge.png":

@@ -17,6 +17,7 @@ SECTIONS = (
     "Growth",
     "Memory",
     "Layers",
+    "Media store",
 )
 
 

@@ -3,6 +3,7 @@ the download's authorization, and an export resumed after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -11,9 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from orchestration import clock
+from orchestration.gridfs_media import GridFSMediaStore
+from orchestration.media_gc import MediaCollector
 from service.settings import Settings
 from tests.api import (
     ADMIN,
@@ -199,31 +203,76 @@ async def test_only_the_owner_and_admins_download_and_others_see_a_missing_expor
 async def test_an_export_left_behind_by_a_crashed_process_is_finished_after_a_restart(
     settings: Settings,
 ) -> None:
-    """A worker that died mid-export leaves the job running under an expired lease (and half
-    an archive); a job whose process died before any worker saw it stays pending. A new
-    process finishes both, with the same archive the first run made."""
+    """A worker that died mid-export leaves the job running under an expired lease (and the
+    chunks of half an archive); a job whose process died before any worker saw it stays
+    pending. A new process finishes both, with the same archive the first run made, and the
+    half archive is collected once its grace period is over."""
     async with running_app(settings) as api:
         collection, _ = await reviewed_collection(api)
         job = await wait_for_export(api, (await start_export(api, collection["id"]))["id"])
         original = (await download(api, job)).content
-    exports_dir = settings.exports_dir
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
     db = client[settings.db_name]
+    store = GridFSMediaStore(db)
     for state in ("running", "pending"):
-        (exports_dir / f"{job['id']}.zip").unlink()
-        (exports_dir / f"{job['id']}.dead.part").write_bytes(b"half an archive")
+        archives = db["media.files"].find({"metadata.contentType": "application/zip"})
+        async for doc in archives:  # the archive is gone: only its rebuild can bring it back
+            await db["media.chunks"].delete_many({"files_id": doc["_id"]})
+            await db["media.files"].delete_one({"_id": doc["_id"]})
+        half = await store.upload("application/zip")
+        await half.write(original[: len(original) // 2])
+        await half._flush(final=True)
         left: dict[str, Any] = {"status": state, "done": 2, "activeKey": collection["id"]}
         if state == "running":
-            left |= {"leaseOwner": "dead", "leaseExpiresAt": clock.now() - timedelta(seconds=1)}
+            left |= {
+                "leaseOwner": "dead",
+                "leaseExpiresAt": clock.now() - timedelta(seconds=1),
+                "uploadId": half.id,
+            }
         await db["exports"].update_one(
             {"_id": job["id"]},
-            {"$set": left, "$unset": {"finishedAt": "", "sizeBytes": "", "provenanceHash": ""}},
+            {
+                "$set": left,
+                "$unset": {
+                    "finishedAt": "",
+                    "sizeBytes": "",
+                    "provenanceHash": "",
+                    "archiveSha256": "",
+                },
+            },
         )
         async with running_app(settings) as restarted:
             resumed = await wait_for_export(restarted, job["id"])
             assert resumed["status"] == "COMPLETED", resumed
             assert resumed["provenanceHash"] == job["provenanceHash"]
             assert (await download(restarted, resumed)).content == original
-        assert [p.name for p in exports_dir.iterdir()] == [f"{job['id']}.zip"]
+        assert await db["media.chunks"].count_documents({"files_id": ObjectId(half.id)}) > 0
+        await asyncio.sleep(1.1)  # an upload's age is known to the second (its ObjectId)
+        removed = await MediaCollector(db, store, grace_seconds=0.1, every_seconds=1).collect()
+        assert removed == 1  # the half archive; the finished one is named by the job
+        assert await db["media.chunks"].count_documents({"files_id": ObjectId(half.id)}) == 0
     await client.drop_database(settings.db_name)
     await client.close()
+
+
+async def test_the_archive_download_answers_byte_ranges_and_validators(api: Api) -> None:
+    collection, _ = await reviewed_collection(api, count=3)
+    job = await wait_for_export(api, (await start_export(api, collection["id"]))["id"])
+    whole = await download(api, job)
+    size, etag = len(whole.content), whole.headers["etag"]
+    assert (whole.headers["content-length"], whole.headers["accept-ranges"]) == (str(size), "bytes")
+    token = {"Authorization": f"Bearer {api.token_for(OWNER)}"}
+
+    async def get(**headers: str) -> httpx.Response:
+        return await api.client.get(f"/exports/{job['id']}/archive", headers={**token, **headers})
+
+    tail = await get(Range="bytes=-10")
+    assert (tail.status_code, tail.content) == (206, whole.content[-10:])
+    assert tail.headers["content-range"] == f"bytes {size - 10}-{size - 1}/{size}"
+    middle = await get(Range="bytes=5-9")
+    assert (middle.status_code, middle.content) == (206, whole.content[5:10])
+    beyond = await get(Range=f"bytes={size}-")
+    assert (beyond.status_code, beyond.headers["content-range"]) == (416, f"bytes */{size}")
+    changed = await get(Range="bytes=5-9", **{"If-Range": '"another"'})
+    assert (changed.status_code, changed.content) == (200, whole.content)
+    assert (await get(**{"If-None-Match": etag})).status_code == 304
