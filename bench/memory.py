@@ -2,9 +2,9 @@
 
 No cook state lives in memory, so the resident set should stay flat however many pieces the
 cook has made. One ``cook serve`` process on a fresh embedded database runs a cook of N pieces
-with the instant test tool; its VmRSS (from /proc) is sampled every second for a fixed time
-(the embedded database slows as pieces accumulate, see Growth, so a 10,000-piece cook is not
-waited for to its end), then the cook is cancelled.
+with the instant test tool; its VmRSS (from /proc) is sampled every second until the cook ends
+(a full run waits for the whole 10,000-piece cook; a cook still running after ``seconds`` is
+cancelled, which quick mode uses).
 """
 
 from __future__ import annotations

@@ -179,19 +179,30 @@ async def read_cook(api: Api, cook_id: str, extra: str = "") -> dict[str, Any]:
 async def wait_for_cook(
     api: Api, cook_id: str, done: Any = None, within: float = 30.0, extra: str = ""
 ) -> dict[str, Any]:
-    """Poll until ``done(cook)`` (default: the cook ended); fail the test on timeout."""
+    """Poll until ``done(cook)`` (default: the cook ended and every event it shows is in its
+    log: a transition commits with its event, which a relay writes to the log just after);
+    fail the test on timeout."""
     import asyncio
     import time
 
-    check = done or (lambda c: c["status"] in TERMINAL)
     deadline = time.monotonic() + within
     while True:
         cook = await read_cook(api, cook_id, extra)
-        if check(cook):
+        if done(cook) if done else await _ended_and_logged(api, cook):
             return cook
         if time.monotonic() > deadline:
             raise AssertionError(f"cook did not get there in {within}s: {cook}")
         await asyncio.sleep(0.02)
+
+
+async def _ended_and_logged(api: Api, cook: dict[str, Any]) -> bool:
+    if cook["status"] not in TERMINAL:
+        return False
+    last = await api.data(
+        "query($id: ID!, $a: Int!) { cook(id: $id) { events(afterSeq: $a, first: 1) { seq } } }",
+        {"id": cook["id"], "a": max(0, cook["lastSeq"] - 1)},
+    )
+    return bool(last["cook"]["events"])
 
 
 PIECE_FIELDS = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -135,14 +136,16 @@ def test_two_api_processes_racing_on_one_cook_with_duplicate_completions_violate
 
 def test_a_cook_survives_a_sigkill_of_its_api_process_mid_cook(tmp_path: Path) -> None:
     count, lease = 24, 2.0
-    with EmbeddedDatabase(tmp_path / "db") as db:
+    with contextlib.ExitStack() as stack, EmbeddedDatabase(tmp_path / "db") as db:
         env = {"MONGODB_URI": db.uri, **FAST, "COOK_LEASE_SECONDS": str(lease)}
         data = tmp_path / "data"
         token = bearer(data)
         with api_process_handle(env, data, tmp_path / "victim.log") as (base, victim):
-            template = {"prompt": "[[Animal]] #[[miladyid]]", "latencyMs": 300, "costMicros": 1000}
+            # each piece in flight for a second: the kill lands while some are, however loaded
+            template = {"prompt": "[[Animal]] #[[miladyid]]", "latencyMs": 1000, "costMicros": 1000}
             cook_id = start(base, token, template, count, concurrent=4)
             client: MongoClient[dict[str, Any]] = MongoClient(db.uri)
+            stack.callback(client.close)
             pieces = client[DB].pieces
             deadline = time.monotonic() + 60
             # mid-cook: some pieces done, some in flight (pieces start in waves of free slots)
@@ -181,7 +184,6 @@ def test_a_cook_survives_a_sigkill_of_its_api_process_mid_cook(tmp_path: Path) -
                 assert time.monotonic() < deadline, final
                 time.sleep(0.05)
         taken_over = [pieces.find_one({"_id": pid}) for pid in orphans]
-        client.close()
     assert final["status"] == "COMPLETED"
     assert final["numbers"] == {
         "completed": count,

@@ -291,8 +291,8 @@ async def test_listing_a_large_collection_pages_correctly_under_every_filter(api
         }
         for i in range(1, SCALE)
     ]
-    for start in range(0, len(docs), 500):
-        await db.pieces.insert_many(docs[start : start + 500])
+    for start in range(0, len(docs), 100):
+        await db.pieces.insert_many(docs[start : start + 100])
     expected_excluded = [i for i in range(SCALE - 1, 0, -1) if i % 4 == 3]
     page = (await api.data(LIST, {"c": collection["id"], "f": {"excluded": True}, "n": 100}))[
         "pieces"
