@@ -213,8 +213,11 @@ async def test_failed_pieces_are_replaced_until_the_failure_limit_fails_the_cook
 async def test_a_rejection_during_a_running_cook_brings_a_replacement(api: Api) -> None:
     collection = await api.create_collection(**with_test_tool(latencyMs=150))
     cook = await start_cook(api, collection["id"], count=3, maxConcurrent=1)
-    first = await wait_for_cook(
-        api, cook["id"], lambda c: c["numbers"]["completed"] >= 1, extra=PIECES
+    first = await wait_for_cook(  # the list, not the numbers: they are read one after the other
+        api,
+        cook["id"],
+        lambda c: any(p["status"] == "COMPLETED" for p in c["pieces"]),
+        extra=PIECES,
     )
     rejected = next(p for p in first["pieces"] if p["status"] == "COMPLETED")
     await api.data(REVIEW, {"d": [{"pieceId": rejected["id"], "outcome": "REJECTED"}]})

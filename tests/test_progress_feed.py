@@ -72,7 +72,10 @@ async def test_closing_or_cancelling_a_subscription_leaves_nothing_behind(api: A
                 pass
 
         cancelled = asyncio.create_task(consume())
-        await asyncio.sleep(0.1)
+        for _ in range(500):  # until the task has subscribed, however loaded the machine
+            if feed.subscriber_count == 2:
+                break
+            await asyncio.sleep(0.01)
         assert feed.subscriber_count == 2
         await closed.aclose()
         cancelled.cancel()
