@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def section(title: str, body: list[str]) -> None:
         lines.extend([f"## {title}", "", *body, ""])
+        args.out.write_text("\n".join(lines) + "\n")  # a run cut short keeps what it measured
         print(f"{title}: done at {time.monotonic() - began:.0f} s", file=sys.stderr)
 
     cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
