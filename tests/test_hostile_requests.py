@@ -320,3 +320,21 @@ async def test_refusals_outside_graphql_routes_have_the_documented_shape(api: Ap
         response = await api.client.request(method, path)
         assert response.status_code == status, (method, path, response.text)
         documented_errors(response)
+
+
+@pytest.mark.parametrize(
+    "operations", ['{"query": "{ viewer { id } }", "variables": {"x": NaN}}', '["not", "one"]']
+)
+async def test_a_multipart_request_whose_operations_break_the_json_rule_is_refused_400(
+    api: Api, operations: str
+) -> None:
+    """Uploads pass the same boundary: their ``operations`` field keeps to the one JSON rule."""
+    response = await api.client.post(
+        "/graphql",
+        data={"operations": operations, "map": "{}"},
+        files={"0": ("layer.png", b"\x89PNG", "image/png")},
+        headers={"Authorization": f"Bearer {api.token(OWNER)}"},
+    )
+    assert response.status_code == 400, response.text
+    [error] = documented_errors(response)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
