@@ -36,6 +36,12 @@ version. None of them changes a result; each one only lets SQLite find the same 
    then answers "database is locked" at once), so a read never runs DDL. Before its index
    exists, the same question is answered by one scan (``SELECT DISTINCT``).
 
+4. **Explain under the engine's lock.** mongoeco's ``explain`` resolves the hint and plans the
+   query in a worker thread without the engine's lock, on the connection every other thread
+   uses under it; now and then it read another statement's row ("tuple index out of range",
+   "'NoneType' object is not subscriptable"). Both steps now take the lock (re-entrant, so the
+   find paths that already hold it are unchanged).
+
 Same race as mongoeco's own choice between its scalar-only and array-aware SQL: a probe's
 answer holds for the collection as the engine last saw it (writes clear the cache).
 ``tests/test_embedded_engine.py`` compares this engine with the unpatched one on thousands of
@@ -176,6 +182,16 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
     cook_implied_terms = True
     cook_index_order = True
     cook_indexed_probes = True
+
+    # --- 4. explain's unlocked steps, locked ----------------------------------------------
+
+    def _resolve_hint_index(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return super()._resolve_hint_index(*args, **kwargs)
+
+    def _plan_find_semantics_sync(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return super()._plan_find_semantics_sync(*args, **kwargs)
 
     # --- 3. probe indexes, created on the write path ------------------------------------
 

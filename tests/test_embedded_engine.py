@@ -183,3 +183,44 @@ def test_the_launcher_runs_the_indexed_reads_engine_on_the_pinned_mongoeco_versi
     assert isinstance(make_engine(tmp_path), IndexedReadsEngine)
     monkeypatch.setattr(mongoeco, "__version__", "4.12.0")
     assert type(make_engine(tmp_path)) is SQLiteEngine, "other versions get the plain engine"
+
+
+EXPLAINS = 1000 if SOAK else 100
+
+
+def test_explain_answers_while_other_clients_write_and_read(tmp_path: Path) -> None:
+    """Explain under concurrent writes: mongoeco planned it outside its lock, and now and then it
+    failed on another statement's row (``IndexedReadsEngine``, part 4)."""
+    engine = IndexedReadsEngine(str(tmp_path / "explain.sqlite3"))
+    failures: list[str] = []
+    stop = threading.Event()
+    with wire_server(engine) as uri:
+        setup: MongoClient[dict[str, Any]] = MongoClient(uri)
+        setup.db.items.create_index([("group", 1), ("n", 1)], name="group_n")
+        setup.db.items.insert_many([{"group": i % 5, "n": i} for i in range(200)])
+
+        def write(worker: int) -> None:
+            with MongoClient(uri) as client:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    client.db.items.insert_one({"group": worker, "n": 1000 * worker + n})
+                    client.db.items.find_one({"group": worker, "n": {"$gte": n}})
+                    client.db.items.update_one({"group": worker}, {"$inc": {"seen": 1}})
+
+        writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        for t in writers:
+            t.start()
+        try:
+            command = {"find": "items", "filter": {"group": 2}, "sort": {"n": 1}}
+            for _ in range(EXPLAINS):
+                try:
+                    setup.db.command("explain", {**command, "hint": "group_n", "limit": 5})
+                except Exception as exc:  # noqa: BLE001  (any failure is the finding)
+                    failures.append(repr(exc))
+        finally:
+            stop.set()
+            for t in writers:
+                t.join(30)
+            setup.close()
+    assert not failures, f"{len(failures)} of {EXPLAINS} explains failed, e.g. {failures[0]}"
