@@ -38,6 +38,7 @@ class Sizes:
     api_rounds: int
     api_seconds: float
     api_pieces: int
+    api_stored: tuple[int, ...]
     subscribers: int
     event_pieces: int
     growth: list[int]
@@ -54,10 +55,12 @@ class Sizes:
 
 # fmt: off
 FULL = Sizes(
-    1000, 1, 3, 5.0, 100, 1000, 20, [1000, 10_000, 30_000, 100_000], 10_000, 3600,
+    1000, 1, 3, 5.0, 100, (1000, 30_000), 1000, 20, [1000, 10_000, 30_000, 100_000], 10_000, 3600,
     20, 1000, 40, 2**20, 3, 1000, 2**17,
 )
-QUICK = Sizes(60, 1, 1, 1.0, 50, 50, 4, [100, 500], 10_000, 10, 3, 30, 8, 2**18, 1, 60, 2**14)
+QUICK = Sizes(
+    60, 1, 1, 1.0, 50, (100, 300), 50, 4, [100, 500], 10_000, 10, 3, 30, 8, 2**18, 1, 60, 2**14,
+)
 # fmt: on
 POLL_SECONDS = 0.1
 PACKAGES = (
@@ -107,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
     section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
-    api = api_overhead.measure(sizes.api_rounds, sizes.api_seconds, sizes.api_pieces)
+    api = api_overhead.measure(
+        sizes.api_rounds, sizes.api_seconds, sizes.api_pieces, sizes.api_stored
+    )
     section("2. API overhead", api_overhead.report(api, sizes.api_rounds, sizes.api_seconds))
     events = progress_latency.measure_all(sizes.subscribers, sizes.event_pieces, 150, POLL_SECONDS)
     section("3. Event delivery", progress_latency.report(events, POLL_SECONDS))

@@ -3,7 +3,9 @@
 One API process (``bench.api_server``) serves both. 32 clients send requests back to back for
 a fixed time, first to one route and then to the other, several rounds; latency p50 and p99 of
 each, and their ratio. Two shapes: one cook with its numbers and 50 pieces, and a page of 100
-pieces with their traits (which exposes per-field resolver cost).
+pieces with their traits (which exposes per-field resolver cost). Then, with more pieces stored
+in the collection (another cook's, inserted directly), each shape's GraphQL requests per second
+at each size, and the largest size's rate over the smallest's (the aim: at least 0.8).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import time
 from dataclasses import dataclass
 
 import httpx
+from pymongo import AsyncMongoClient
 
-from bench.common import PROCESS_ENV, Spread, embedded, owner_token, quantile, table
+from bench.common import PROCESS_ENV, Spread, clone_pieces, embedded, owner_token, quantile, table
 from tests.api import collection_input
 from tests.processes import api_process, gql
 
@@ -40,6 +43,7 @@ class Result:
     plain_p50: Spread
     plain_p99: Spread
     requests: int
+    per_second: dict[int, Spread]  # GraphQL requests per second, by pieces stored
 
     def ratios(self) -> tuple[Spread, Spread]:
         rounds = range(len(self.p50.values))
@@ -73,6 +77,20 @@ async def load(base: str, token: str, send: str, shape: Shape, seconds: float) -
     return latencies
 
 
+START = """mutation($c: ID!, $n: Int!) { startCook(collectionId: $c, count: $n, maxConcurrent: 8) {
+  id } }"""
+STATUS = "query($id: ID!) { cook(id: $id) { status } }"
+DB_NAME = "bench_api"
+
+
+def cook(base: str, token: str, collection: str, pieces: int) -> str:
+    """A cook of ``pieces`` in the collection, run to the end."""
+    cook_id: str = gql(base, token, START, {"c": collection, "n": pieces})["startCook"]["id"]
+    while gql(base, token, STATUS, {"id": cook_id})["cook"]["status"] != "COMPLETED":
+        time.sleep(0.2)
+    return cook_id
+
+
 def prepare(base: str, token: str, pieces: int) -> tuple[str, str]:
     template = {"prompt": "[[Animal]] #[[miladyid]]"}
     made = gql(
@@ -82,35 +100,43 @@ def prepare(base: str, token: str, pieces: int) -> tuple[str, str]:
         {"i": collection_input(generator={"toolId": "test"}, template=template)},
     )
     collection = made["createCollection"]["id"]
-    cook = gql(
-        base,
-        token,
-        "mutation($c: ID!, $n: Int!) { startCook(collectionId: $c, count: $n, "
-        "maxConcurrent: 8) { id } }",
-        {"c": collection, "n": pieces},
-    )["startCook"]["id"]
-    while (
-        gql(base, token, "query($id: ID!) { cook(id: $id) { status } }", {"id": cook})["cook"][
-            "status"
-        ]
-        != "COMPLETED"
-    ):
-        time.sleep(0.2)
-    return collection, cook
+    return collection, cook(base, token, collection, pieces)
 
 
-def measure(rounds: int, seconds: float, pieces: int = 100) -> list[Result]:
+async def store_until(uri: str, cook_id: str, stored: int) -> None:
+    """Copies of the cook's one piece until the database holds ``stored`` pieces."""
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        pieces = client[DB_NAME].pieces
+        template = await pieces.find_one({"cookId": cook_id})
+        assert template is not None
+        collections = client[DB_NAME].collections
+        collection = await collections.find_one({"_id": template["collectionId"]})
+        assert collection is not None
+        first = int(str(collection["nextPieceIndex"]))
+        more = stored - await pieces.count_documents({})
+        await clone_pieces(pieces, template, first, more)
+        await collections.update_one(
+            {"_id": collection["_id"]}, {"$set": {"nextPieceIndex": first + max(more, 0)}}
+        )
+    finally:
+        await client.close()
+
+
+def measure(
+    rounds: int, seconds: float, pieces: int = 100, stored: tuple[int, ...] = (1000, 30_000)
+) -> list[Result]:
     with embedded() as (db, root):
-        env = {"MONGODB_URI": db.uri, **PROCESS_ENV}
+        env = {"MONGODB_URI": db.uri, "COOK_DB_NAME": DB_NAME, **PROCESS_ENV}
         data = root / "data"
         with api_process(env, data, root / "api.log", ("bench.api_server",)) as base:
             token = owner_token(data)
-            collection, cook = prepare(base, token, pieces)
+            collection, cook_id = prepare(base, token, pieces)
             shapes = [
                 Shape(
                     "one cook, its numbers and 50 pieces",
-                    (COOK, {"id": cook}),
-                    f"/plain/cook/{cook}",
+                    (COOK, {"id": cook_id}),
+                    f"/plain/cook/{cook_id}",
                 ),
                 Shape(
                     "100 pieces with their traits",
@@ -118,26 +144,39 @@ def measure(rounds: int, seconds: float, pieces: int = 100) -> list[Result]:
                     f"/plain/pieces/{collection}",
                 ),
             ]
-            results = []
+            runs: dict[str, dict[str, list[list[float]]]] = {}
             for shape in shapes:
                 asyncio.run(load(base, token, "plain", shape, 1.0))  # warm up both
                 asyncio.run(load(base, token, "graphql", shape, 1.0))
-                runs: dict[str, list[list[float]]] = {"graphql": [], "plain": []}
+                runs[shape.name] = {"graphql": [], "plain": []}
                 for _ in range(rounds):
                     for send in ("graphql", "plain"):
-                        runs[send].append(asyncio.run(load(base, token, send, shape, seconds)))
-                ms = 1000.0
-                results.append(
-                    Result(
-                        shape.name,
-                        Spread(tuple(quantile(r, 0.5) * ms for r in runs["graphql"])),
-                        Spread(tuple(quantile(r, 0.99) * ms for r in runs["graphql"])),
-                        Spread(tuple(quantile(r, 0.5) * ms for r in runs["plain"])),
-                        Spread(tuple(quantile(r, 0.99) * ms for r in runs["plain"])),
-                        sum(len(r) for rs in runs.values() for r in rs),
+                        found = asyncio.run(load(base, token, send, shape, seconds))
+                        runs[shape.name][send].append(found)
+            rates: dict[str, dict[int, Spread]] = {shape.name: {} for shape in shapes}
+            other_cook = cook(base, token, collection, 1)
+            for size in stored:
+                asyncio.run(store_until(db.uri, other_cook, size))
+                for shape in shapes:
+                    rates[shape.name][size] = Spread(
+                        tuple(
+                            len(asyncio.run(load(base, token, "graphql", shape, seconds))) / seconds
+                            for _ in range(rounds)
+                        )
                     )
-                )
-    return results
+    ms = 1000.0
+    return [
+        Result(
+            name,
+            Spread(tuple(quantile(r, 0.5) * ms for r in by["graphql"])),
+            Spread(tuple(quantile(r, 0.99) * ms for r in by["graphql"])),
+            Spread(tuple(quantile(r, 0.5) * ms for r in by["plain"])),
+            Spread(tuple(quantile(r, 0.99) * ms for r in by["plain"])),
+            sum(len(r) for rs in by.values() for r in rs),
+            rates[name],
+        )
+        for name, by in runs.items()
+    ]
 
 
 def report(results: list[Result], rounds: int, seconds: float) -> list[str]:
@@ -155,6 +194,15 @@ def report(results: list[Result], rounds: int, seconds: float) -> list[str]:
                 p99x.show(),
             ]
         )
+    sizes = sorted(results[0].per_second)
+    rate_rows = [
+        [
+            r.shape,
+            *(r.per_second[size].show(1) for size in sizes),
+            f"{r.per_second[sizes[-1]].median / r.per_second[sizes[0]].median:.2f}",
+        ]
+        for r in results
+    ]
     return [
         f"{CLIENTS} concurrent clients, {rounds} rounds of {seconds:g} s per route, alternating "
         "(median, and range over rounds); milliseconds. Aim: p50 at most 1.3x, p99 at most 2x.",
@@ -170,6 +218,19 @@ def report(results: list[Result], rounds: int, seconds: float) -> list[str]:
                 "p99 ratio",
             ],
             rows,
+        ),
+        "",
+        f"GraphQL requests per second at {CLIENTS} clients with more pieces stored in the "
+        "collection (another cook's), and the largest size's rate over the smallest's "
+        "(aim: at least 0.8):",
+        "",
+        *table(
+            [
+                "shape",
+                *(f"req/s at {size:,} stored" for size in sizes),
+                f"{sizes[-1]:,} / {sizes[0]:,}",
+            ],
+            rate_rows,
         ),
     ]
 

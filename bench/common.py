@@ -6,10 +6,12 @@ import contextlib
 import statistics
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
 
 from auth.dev_keys import ensure_dev_keys, mint_token
 from service.embedded_db import EmbeddedDatabase
@@ -17,6 +19,11 @@ from service.settings import Settings
 from tests.api import OWNER
 
 Row = dict[str, Any]
+# What makes a piece itself (its identity, and the claims and events of its own life): left out
+# of its copies.
+OWN_FIELDS = {"_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "leaseExpiresAt"}
+OWN_FIELDS |= {"outbox", "unlogged"}
+CLONE_BATCH = 200  # pieces per insert_many: a batch must finish within the client's timeoutMS
 
 
 @dataclass(frozen=True)
@@ -85,3 +92,33 @@ PROCESS_ENV = {
     '"createCollection": "1000000/minute"}',
     "COOK_LOG_LEVEL": "WARNING",
 }
+
+
+async def clone_pieces(
+    pieces: AsyncCollection[Row],
+    template: Row,
+    first: int,
+    count: int,
+    each: Callable[[int], Awaitable[Row]] | None = None,
+    **fields: Any,
+) -> None:
+    """``count`` copies of the ``template`` piece, in its collection and cook, with indexes
+    ``first``, ``first + 1``, ... (inserted directly: cooking them would take far longer).
+    ``fields`` are set on every copy, ``each(index)``'s on that one."""
+    base = {k: v for k, v in template.items() if k not in OWN_FIELDS} | fields
+    collection_id, cook_id = base["collectionId"], base["cookId"]
+    batch: list[Row] = []
+    for i in range(first, first + count):
+        copy = {
+            **base,
+            "_id": f"pc_{i:032x}",
+            "index": i,
+            "indexKey": f"{collection_id}:{i}",
+            "jobKey": f"{cook_id}:{i}",
+        }
+        if each is not None:
+            copy |= await each(i)
+        batch.append(copy)
+        if len(batch) == CLONE_BATCH or i == first + count - 1:
+            await pieces.insert_many(batch)
+            batch = []

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.common import bench_settings, embedded, table
+from bench.common import bench_settings, clone_pieces, embedded, table
 from domain.ids import AccountId
 from domain.principal import Principal
 from orchestration import providers
@@ -31,7 +31,6 @@ from tests.api import OWNER, Api, collection_input, running_app
 
 OWNER_P = Principal(AccountId(OWNER))
 SAMPLES = 9
-BATCH = 250  # pieces per insert_many: a batch must finish within the client's timeoutMS
 Timings = dict[str, float]
 
 
@@ -54,22 +53,9 @@ async def fill(api: Api, collection_id: str, size: int) -> None:
     assert template is not None
     await services.orchestrator.complete(cook.id, template["_id"], 1, Success("seed", 0))
     await services.orchestrator.idle()  # the fill pass that finishes the seed cook
-    skip = ("_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "leaseExpiresAt")
-    skip += ("outbox", "unlogged")  # the seed piece's events, not the copies'
-    base = {k: v for k, v in template.items() if k not in skip}
-    base.update(status="completed", review="pending", outputText="x")
-    for start in range(1, size, BATCH):
-        batch = [
-            {
-                **base,
-                "_id": f"pc_{i:032x}",
-                "index": i,
-                "indexKey": f"{collection_id}:{i}",
-                "jobKey": f"{cook.id}:{i}",
-            }
-            for i in range(start, min(size, start + BATCH))
-        ]
-        await db.pieces.insert_many(batch)
+    await clone_pieces(
+        db.pieces, template, 1, size - 1, status="completed", review="pending", outputText="x"
+    )
     await db.collections.update_one({"_id": collection_id}, {"$set": {"nextPieceIndex": size}})
 
 

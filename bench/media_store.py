@@ -25,7 +25,7 @@ from typing import Any
 from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 
-from bench.common import PROCESS_ENV, embedded, owner_token, table
+from bench.common import PROCESS_ENV, clone_pieces, embedded, owner_token, table
 from bench.memory import rss_mib
 from orchestration.gridfs_media import GridFSMediaStore
 from tests.api import collection_input
@@ -110,26 +110,12 @@ async def _fill(uri: str, db_name: str, collection_id: str, images: int, size: i
     store = GridFSMediaStore(db)
     template = await db.pieces.find_one({"collectionId": collection_id})
     assert template is not None
-    skip = ("_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "leaseExpiresAt")
-    base = {k: v for k, v in template.items() if k not in skip}
-    batch = []
-    for i in range(1, images + 1):
+
+    async def image(_: int) -> dict[str, Any]:
         ref = await store.put(os.urandom(size), "image/png")
-        batch.append(
-            {
-                **base,
-                "_id": f"pc_{i:032x}",
-                "index": i,
-                "indexKey": f"{collection_id}:{i}",
-                "jobKey": f"{base['cookId']}:{i}",
-                "status": "completed",
-                "review": "accepted",
-                "media": [vars(ref)],
-            }
-        )
-        if len(batch) == 200 or i == images:
-            await db.pieces.insert_many(batch)
-            batch = []
+        return {"media": [vars(ref)]}
+
+    await clone_pieces(db.pieces, template, 1, images, image, status="completed", review="accepted")
     await db.pieces.delete_one({"_id": template["_id"]})
     await db.collections.update_one(
         {"_id": collection_id}, {"$set": {"nextPieceIndex": images + 1}}

@@ -28,7 +28,7 @@ from pymongo import monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
-from bench.common import Spread, bench_settings, embedded, table
+from bench.common import Spread, bench_settings, clone_pieces, embedded, table
 from domain.ids import AccountId
 from domain.principal import Principal
 from orchestration.cooks import CookRequest
@@ -126,20 +126,7 @@ async def store_pieces(api: Api, size: int) -> None:
         await asyncio.sleep(0.01)
     template = await db.pieces.find_one({"cookId": cook.id})
     assert template is not None
-    skip = ("_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "outbox", "unlogged")
-    base = {k: v for k, v in template.items() if k not in skip}
-    for start in range(1, size + 1, 200):
-        batch = [
-            {
-                **base,
-                "_id": f"pc_{i:032x}",
-                "index": i,
-                "indexKey": f"{collection_id}:{i}",
-                "jobKey": f"{cook.id}:{i}",
-            }
-            for i in range(start, min(size + 1, start + 200))
-        ]
-        await db.pieces.insert_many(batch)
+    await clone_pieces(db.pieces, template, 1, size)
 
 
 async def floors(pieces: AsyncCollection[dict[str, Any]]) -> Floors:

@@ -105,6 +105,10 @@ def number_of(key: str) -> int:
     return int(key.rsplit(":", 1)[1])
 
 
+# Indexes earlier versions created, dropped on start: each one costs every write.
+RETIRED_INDEXES = {"unlogged_events"}  # sparse, on ``unlogged`` alone: now ``unlogged_by_cook``
+
+
 class PieceStore:
     def __init__(self, db: AsyncDatabase[Document], policy: CookPolicy) -> None:
         self._pieces = db["pieces"]
@@ -128,8 +132,14 @@ class PieceStore:
                 partialFilterExpression={"combo": string},
             ),
             IndexModel([("status", ASCENDING), ("leaseExpiresAt", ASCENDING)], name="leases"),
-            # Pieces with events recorded but not yet relayed, by cook (see events.py).
-            IndexModel("unlogged", name="unlogged_events", sparse=True),
+            # Pieces with events recorded but not yet relayed, by cook (see events.py). Compound,
+            # like the listings: the embedded engine serves a single-field or sparse index with
+            # a read that grows with the collection.
+            IndexModel(
+                [("unlogged", ASCENDING), ("index", ASCENDING)],
+                name="unlogged_by_cook",
+                partialFilterExpression={"unlogged": string},
+            ),
             # Listings (and counts, through their prefixes): by scope, optionally one filter
             # field, then the piece index (walked either way).
             *(
@@ -145,6 +155,9 @@ class PieceStore:
 
     async def ensure_indexes(self) -> None:
         await self._pieces.create_indexes(self.indexes())
+        present = await self._pieces.index_information()
+        for name in RETIRED_INDEXES.intersection(present):
+            await self._pieces.drop_index(name)
 
     # --- what is taken ------------------------------------------------------------------
 

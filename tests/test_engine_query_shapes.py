@@ -83,6 +83,9 @@ def piece(n: int, cook: str, collection: str, status: str) -> dict[str, Any]:
         doc["leaseExpiresAt"] = NOW + dt.timedelta(seconds=n % 50 - 25)
     if status == "retrying":
         doc["nextAttemptAt"] = NOW + dt.timedelta(seconds=n % 10 - 5)
+    if status == "running" and cook == COOK:  # the target cook's events wait for the relay
+        doc["outbox"] = [{"key": f"ev_{n}", "type": "piece_submitted"}]
+        doc["unlogged"] = cook
     return doc
 
 
@@ -240,6 +243,16 @@ def shapes() -> list[Shape]:
             "events after",
             find("events", {"cookId": COOK, "seq": {"$gt": 20}}, [("seq", 1)], None, 100),
             ("events", {"cookId": COOK, "seq": {"$gt": 20}}, [("seq", 1)], None),
+        ),
+        Shape(
+            "a cook's events to relay",
+            find("pieces", {"unlogged": COOK}),
+            ("pieces", {"unlogged": COOK}, None, None),
+        ),
+        Shape(
+            "cooks with events to relay",
+            find("pieces", {"unlogged": {"$gt": ""}}, limit=1000),
+            ("pieces", {"unlogged": {"$gt": ""}}, None, None),
         ),
         Shape(
             "due poll",

@@ -8,11 +8,13 @@ import os
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from domain.ids import AccountId
 from domain.principal import Principal
 from orchestration.pieces import Listing, PieceOrder, PieceQuery, PieceStatus, Review, listing
-from tests.api import ADMIN, OWNER, STRANGER, Api, start_cook, wait_for_cook
+from service.settings import Settings
+from tests.api import ADMIN, OWNER, STRANGER, Api, running_app, start_cook, wait_for_cook
 
 PIECE = """id index jobKey status review excluded reviewedAt attempt seed configHash
   traits { category name value } params output outputs { contentType text url }
@@ -257,6 +259,23 @@ async def test_every_piece_list_query_is_served_by_an_index(api: Api, scope: str
             assert_served_by(explained, plan.hint, api.settings.db_name)
             hints.add(plan.hint)
     assert hints == {f"{scope}_by_index", f"{scope}_status_by_index", f"{scope}_review_by_index"}
+
+
+async def test_an_index_an_earlier_version_made_on_pieces_is_dropped_when_the_service_starts(
+    settings: Settings,
+) -> None:
+    """Every index costs every write: the sparse ``unlogged_events`` (a read the embedded engine
+    served by scanning) is replaced by ``unlogged_by_cook``, and a database keeps neither twice."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
+    try:
+        pieces = client[settings.db_name].pieces
+        await pieces.create_index("unlogged", name="unlogged_events", sparse=True)
+        async with running_app(settings):
+            present = await pieces.index_information()
+    finally:
+        await client.close()
+    assert "unlogged_events" not in present
+    assert "unlogged_by_cook" in present
 
 
 SCALE = int(os.environ.get("COOK_SCALE_PIECES", "400"))
