@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{title}: done at {time.monotonic() - began:.0f} s", file=sys.stderr)
 
     cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
+    lines[1:1] = ["", *orchestrator_overhead.headline(cooks)]  # the file opens with them
     section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
     api = api_overhead.measure(
         sizes.api_rounds, sizes.api_seconds, sizes.api_pieces, sizes.api_stored

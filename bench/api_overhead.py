@@ -97,7 +97,11 @@ def prepare(base: str, token: str, pieces: int) -> tuple[str, str]:
         base,
         token,
         "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }",
-        {"i": collection_input(generator={"toolId": "test"}, template=template)},
+        {
+            "i": collection_input(
+                generator={"toolId": "test"}, template=template, totalSupply=100_000
+            )
+        },
     )
     collection = made["createCollection"]["id"]
     return collection, cook(base, token, collection, pieces)

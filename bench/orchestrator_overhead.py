@@ -197,6 +197,18 @@ async def measure(pieces: int, repetitions: int) -> list[Run]:
     ]
 
 
+def headline(runs: list[Run]) -> list[str]:
+    """The figures RESULTS.md opens with, one per line."""
+    sizes = sorted({r.stored for r in runs})
+    rates = {s: statistics.median(r.rate for r in runs if r.stored == s) for s in sizes}
+    trips = statistics.median(r.round_trips for r in runs)
+    return [
+        f"pieces/s at the slowest size: {min(rates.values()):.1f}",
+        f"round trips per piece: {trips:.1f}",
+        f"pieces/s at {sizes[-1]:,} / at {sizes[0]:,}: {rates[sizes[-1]] / rates[sizes[0]]:.2f}",
+    ]
+
+
 def report(runs: list[Run]) -> list[str]:
     sizes = sorted({r.stored for r in runs})
     by_size = {s: [r for r in runs if r.stored == s] for s in sizes}
@@ -213,14 +225,8 @@ def report(runs: list[Run]) -> list[str]:
                 f"{statistics.median(r.floors.insert for r in group) * 1000:.2f}",
             ]
         )
-    rates = {s: statistics.median(r.rate for r in g) for s, g in by_size.items()}
     names = sorted({n for r in runs for n in r.per_piece}, key=lambda n: -runs[0].per_piece[n])
-    trips = statistics.median(r.round_trips for r in runs)
     return [
-        f"pieces/s at the slowest size: {min(rates.values()):.1f}",
-        f"round trips per piece: {trips:.1f}",
-        f"pieces/s at {sizes[-1]:,} / at {sizes[0]:,}: {rates[sizes[-1]] / rates[sizes[0]]:.2f}",
-        "",
         f"A cook of {runs[0].pieces} pieces, instant test tool, `maxConcurrent` "
         f"{MAX_CONCURRENT}, default tick, {len(runs) // len(sizes)} runs per size "
         "(median, and range), in a database already holding that many pieces of another cook:",
@@ -250,6 +256,6 @@ if __name__ == "__main__":
 
     async def main() -> None:
         runs = [await one_cook(s, n) for s in sizes]
-        print("\n".join(report(runs)))
+        print("\n".join([*headline(runs), "", *report(runs)]))
 
     asyncio.run(main())

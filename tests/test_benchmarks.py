@@ -32,6 +32,11 @@ def test_every_benchmark_runs_in_quick_mode_and_writes_its_section(tmp_path: Pat
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = out.read_text()
+    opening = results.splitlines()[:5]
+    assert opening[0] == "# Benchmark results", opening
+    assert opening[2].startswith("pieces/s at the slowest size: "), opening
+    assert opening[3].startswith("round trips per piece: "), opening
+    assert opening[4].startswith("pieces/s at 1,000 / at 100: "), opening
     for number, title in enumerate(SECTIONS, start=1):
         assert f"## {number}. {title}" in results
     assert "| 50 |" in results, "the quick event benchmark's 50 subscribers lost nothing"
