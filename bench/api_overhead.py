@@ -17,7 +17,17 @@ from dataclasses import dataclass
 import httpx
 from pymongo import AsyncMongoClient
 
-from bench.common import PROCESS_ENV, Spread, clone_pieces, embedded, owner_token, quantile, table
+from bench.common import (
+    PROCESS_ENV,
+    Row,
+    Spread,
+    clone_pieces,
+    cook_to_end,
+    embedded,
+    owner_token,
+    quantile,
+    table,
+)
 from tests.api import collection_input
 from tests.processes import api_process, gql
 
@@ -77,18 +87,7 @@ async def load(base: str, token: str, send: str, shape: Shape, seconds: float) -
     return latencies
 
 
-START = """mutation($c: ID!, $n: Int!) { startCook(collectionId: $c, count: $n, maxConcurrent: 8) {
-  id } }"""
-STATUS = "query($id: ID!) { cook(id: $id) { status } }"
 DB_NAME = "bench_api"
-
-
-def cook(base: str, token: str, collection: str, pieces: int) -> str:
-    """A cook of ``pieces`` in the collection, run to the end."""
-    cook_id: str = gql(base, token, START, {"c": collection, "n": pieces})["startCook"]["id"]
-    while gql(base, token, STATUS, {"id": cook_id})["cook"]["status"] != "COMPLETED":
-        time.sleep(0.2)
-    return cook_id
 
 
 def prepare(base: str, token: str, pieces: int) -> tuple[str, str]:
@@ -104,12 +103,12 @@ def prepare(base: str, token: str, pieces: int) -> tuple[str, str]:
         },
     )
     collection = made["createCollection"]["id"]
-    return collection, cook(base, token, collection, pieces)
+    return collection, cook_to_end(base, token, collection, pieces)
 
 
 async def store_until(uri: str, cook_id: str, stored: int) -> None:
     """Copies of the cook's one piece until the database holds ``stored`` pieces."""
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri, tz_aware=True)
+    client: AsyncMongoClient[Row] = AsyncMongoClient(uri, tz_aware=True)
     try:
         pieces = client[DB_NAME].pieces
         template = await pieces.find_one({"cookId": cook_id})
@@ -117,7 +116,7 @@ async def store_until(uri: str, cook_id: str, stored: int) -> None:
         collections = client[DB_NAME].collections
         collection = await collections.find_one({"_id": template["collectionId"]})
         assert collection is not None
-        first = int(str(collection["nextPieceIndex"]))
+        first = int(collection["nextPieceIndex"])
         more = stored - await pieces.count_documents({})
         await clone_pieces(pieces, template, first, more)
         await collections.update_one(
@@ -158,7 +157,7 @@ def measure(
                         found = asyncio.run(load(base, token, send, shape, seconds))
                         runs[shape.name][send].append(found)
             rates: dict[str, dict[int, Spread]] = {shape.name: {} for shape in shapes}
-            other_cook = cook(base, token, collection, 1)
+            other_cook = cook_to_end(base, token, collection, 1)
             for size in stored:
                 asyncio.run(store_until(db.uri, other_cook, size))
                 for shape in shapes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from auth.dev_keys import ensure_dev_keys, mint_token
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import OWNER
+from tests.processes import gql
 
 Row = dict[str, Any]
 # What makes a piece itself (its identity, and the claims and events of its own life): left out
@@ -24,6 +26,9 @@ Row = dict[str, Any]
 OWN_FIELDS = {"_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "leaseExpiresAt"}
 OWN_FIELDS |= {"outbox", "unlogged"}
 CLONE_BATCH = 200  # pieces per insert_many: a batch must finish within the client's timeoutMS
+START_COOK = """mutation($c: ID!, $n: Int!) {
+  startCook(collectionId: $c, count: $n, maxConcurrent: 8) { id } }"""
+COOK_STATUS = "query($id: ID!) { cook(id: $id) { status } }"
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,16 @@ async def clone_pieces(
         if each is not None:
             copy |= await each(i)
         batch.append(copy)
-        if len(batch) == CLONE_BATCH or i == first + count - 1:
+        if len(batch) == CLONE_BATCH:
             await pieces.insert_many(batch)
             batch = []
+    if batch:
+        await pieces.insert_many(batch)
+
+
+def cook_to_end(base: str, token: str, collection: str, pieces: int) -> str:
+    """A cook of ``pieces`` in the collection, through an API process, run to the end."""
+    cook_id: str = gql(base, token, START_COOK, {"c": collection, "n": pieces})["startCook"]["id"]
+    while gql(base, token, COOK_STATUS, {"id": cook_id})["cook"]["status"] == "RUNNING":
+        time.sleep(0.1)
+    return cook_id

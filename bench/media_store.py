@@ -25,7 +25,7 @@ from typing import Any
 from gridfs import AsyncGridFSBucket
 from pymongo import AsyncMongoClient
 
-from bench.common import PROCESS_ENV, clone_pieces, embedded, owner_token, table
+from bench.common import PROCESS_ENV, clone_pieces, cook_to_end, embedded, owner_token, table
 from bench.memory import rss_mib
 from orchestration.gridfs_media import GridFSMediaStore
 from tests.api import collection_input
@@ -97,8 +97,6 @@ class ExportMemory:
 
 
 CREATE = "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }"
-START = "mutation($c: ID!) { startCook(collectionId: $c, count: 1) { id } }"
-COOK = "query($id: ID!) { cook(id: $id) { status } }"
 EXPORT = "mutation($c: ID!) { exportCollection(collectionId: $c) { id } }"
 STATE = "query($id: ID!) { export(id: $id) { status sizeBytes } }"
 
@@ -139,9 +137,7 @@ def measure_export(images: int, image_bytes: int) -> ExportMemory:
                 totalSupply=images + 10, generator={"toolId": "test"}, template={"p": "[[Animal]]"}
             )
             collection = gql(base, token, CREATE, {"i": spec})["createCollection"]["id"]
-            cook = gql(base, token, START, {"c": collection})["startCook"]["id"]
-            while gql(base, token, COOK, {"id": cook})["cook"]["status"] == "RUNNING":
-                time.sleep(0.1)
+            cook_to_end(base, token, collection, 1)
             asyncio.run(_fill(db.uri, "bench_export", collection, images, image_bytes))
             samples = [rss_mib(proc.pid)]
             began = time.monotonic()
