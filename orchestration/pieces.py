@@ -28,7 +28,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from domain.ids import AccountId, new_id
 from domain.principal import Principal
@@ -157,7 +157,11 @@ class PieceStore:
         await self._pieces.create_indexes(self.indexes())
         present = await self._pieces.index_information()
         for name in RETIRED_INDEXES.intersection(present):
-            await self._pieces.drop_index(name)
+            try:
+                await self._pieces.drop_index(name)
+            except OperationFailure:  # another process starting at once dropped it first
+                if name in await self._pieces.index_information():
+                    raise
 
     # --- what is taken ------------------------------------------------------------------
 

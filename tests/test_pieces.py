@@ -3,6 +3,7 @@ list query served by an index (explain)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from typing import Any
@@ -12,7 +13,16 @@ from pymongo import AsyncMongoClient
 
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration.pieces import Listing, PieceOrder, PieceQuery, PieceStatus, Review, listing
+from orchestration.pieces import (
+    Listing,
+    PieceOrder,
+    PieceQuery,
+    PieceStatus,
+    PieceStore,
+    Review,
+    listing,
+)
+from orchestration.policy import CookPolicy
 from service.settings import Settings
 from tests.api import ADMIN, OWNER, STRANGER, Api, running_app, start_cook, wait_for_cook
 
@@ -276,6 +286,21 @@ async def test_an_index_an_earlier_version_made_on_pieces_is_dropped_when_the_se
         await client.close()
     assert "unlogged_events" not in present
     assert "unlogged_by_cook" in present
+
+
+async def test_processes_starting_at_once_each_drop_the_retired_index_without_failing(
+    settings: Settings,
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
+    try:
+        db = client[settings.db_name]
+        for _ in range(5):  # several rounds: the two reads and drops interleave differently
+            await db.pieces.create_index("unlogged", name="unlogged_events", sparse=True)
+            stores = [PieceStore(db, CookPolicy()) for _ in range(4)]
+            await asyncio.gather(*(store.ensure_indexes() for store in stores))
+            assert "unlogged_events" not in await db.pieces.index_information()
+    finally:
+        await client.close()
 
 
 SCALE = int(os.environ.get("COOK_SCALE_PIECES", "400"))
