@@ -203,13 +203,14 @@ async def test_failed_pieces_are_replaced_until_the_failure_limit_fails_the_cook
     failed = await wait_for_cook(api, cook["id"])
     assert failed["status"] == "FAILED"
     assert failed["reason"].startswith("4 pieces failed")
-    # Pieces still in flight when it failed settle afterwards, and give their seats back. A
-    # fill pass that read the cook just before it failed may have started one piece in the
-    # slot the last failure freed: at most ``maxConcurrent`` pieces fail after the limit.
+    # Pieces still in flight when it failed settle afterwards, and give their seats back. Fill
+    # passes that read the cook just before it failed may each have started pieces in the
+    # slots the last failures freed, so more than 4 may fail: piece creation is not
+    # conditional on the cook's state (a known gap, said in the README).
     done = await wait_for_cook(api, cook["id"], lambda c: c["numbers"]["inFlight"] == 0)
     assert done["status"] == "FAILED"
     assert done["numbers"]["live"] == 0
-    assert 4 <= done["numbers"]["failed"] <= 4 + done["maxConcurrent"]
+    assert done["numbers"]["failed"] >= 4
 
 
 async def test_a_rejection_during_a_running_cook_brings_a_replacement(api: Api) -> None:
