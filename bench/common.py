@@ -24,7 +24,7 @@ Row = dict[str, Any]
 # What makes a piece itself (its identity, and the claims and events of its own life): left out
 # of its copies.
 OWN_FIELDS = {"_id", "index", "indexKey", "jobKey", "seat", "slot", "combo", "leaseExpiresAt"}
-OWN_FIELDS |= {"outbox", "unlogged"}
+OWN_FIELDS |= {"outbox", "unlogged", "lastEvent"}
 CLONE_BATCH = 200  # pieces per insert_many: a batch must finish within the client's timeoutMS
 START_COOK = """mutation($c: ID!, $n: Int!) {
   startCook(collectionId: $c, count: $n, maxConcurrent: 8) { id } }"""

@@ -19,8 +19,12 @@ log entry cannot be one write. Instead the event travels in two hops, each idemp
    c. one conditional update of the cook, on the ``ver`` it read: the events of the pieces
       and of the cook's own outbox get the seqs ``lastSeq + 1 ...``, recorded as the new
       ``batch`` in the same update that raises ``lastSeq`` and empties the cook's outbox;
-   d. insert the batch into the log (``_id`` is ``cookId:seq``, so a repeat is refused as a
-      duplicate), then pull its events from the pieces' outboxes.
+   d. insert the batch into the log as one document (``_id`` is ``cookId:firstSeq``, so a
+      repeat is refused as a duplicate; ``seq`` is its last, ``events`` its events), then pull
+      its events from the pieces' outboxes (one write per piece).
+
+   One document per batch, not per event: on the embedded engine every document written costs
+   about as much as a round trip of its own, whether or not it comes in a bulk write.
 
    A seq therefore exists only together with its event (in ``batch``, until the next round
    clears it), so the log has no holes: a seq up to ``lastSeq`` not yet in the log is in the
@@ -48,7 +52,7 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from domain.ids import new_id
 from orchestration import clock
@@ -58,10 +62,11 @@ type Document = dict[str, Any]
 log = logging.getLogger("cook.events")
 
 MAX_EVENTS_PAGE = 500
+LOG_READ_BATCH = 16  # log documents per read: one may hold a whole relay round's events
 MAX_BATCH_PIECES = 200  # pieces whose outboxes one relay round takes
 MAX_RELAY_ROUNDS = 50  # bound on one relay call; the sweeper continues
 RELAY_FIELDS = {"lastSeq": 1, "ver": 1, "outbox": 1, "batch": 1, "unlogged": 1}
-DUPLICATE_KEY = 11000
+CLEARED = {"$unset": {"outbox": "", "unlogged": ""}}
 
 
 class EventType(StrEnum):
@@ -117,8 +122,9 @@ def recorded(
 
 
 def piece_outbox(cook_id: str, event: Document) -> Document:
-    """What a piece transition adds to its update to record ``event``."""
-    return {"$push": {"outbox": event}, "$set": {"unlogged": cook_id}}
+    """What a piece transition adds to its update to record ``event`` (``lastEvent``, the key
+    of the newest, tells the relay whether its outbox changed since it was read)."""
+    return {"$push": {"outbox": event}, "$set": {"unlogged": cook_id, "lastEvent": event["key"]}}
 
 
 def cook_outbox(event: Document) -> Document:
@@ -232,7 +238,8 @@ class EventLog:
         keep = [] if complete else [e for e in own if e["type"] in TERMINAL]
         stale: dict[str, list[str]] = {d["_id"]: [] for d in found if not d.get("outbox")}
         if stale:
-            await self._pull(stale)  # emptied by a relay that died before clearing the flag
+            # emptied by a relay that died before clearing the flag
+            await self._pull(cook_id, stale)
         lists = [
             [{**e, "origin": "piece", "pieceId": d["_id"], "index": d["index"]} for e in ob]
             for d in found
@@ -275,31 +282,43 @@ class EventLog:
     async def _write_batch(self, cook_id: str, batch: list[Document]) -> None:
         """Insert a recorded batch into the log and pull it from the pieces' outboxes; each
         part is a no-op where already done."""
-        try:
-            await self._events.insert_many([_log_doc(cook_id, e) for e in batch], ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
+        with contextlib.suppress(DuplicateKeyError):  # written before: by the same batch
+            await self._events.insert_one(_log_doc(cook_id, batch))
         keys: dict[str, list[str]] = {}
         for e in batch:
             if e.get("origin") == "piece":
                 keys.setdefault(e["pieceId"], []).append(e["key"])
-        await self._pull(keys)
+        await self._pull(cook_id, keys)
 
-    async def _pull(self, keys: dict[str, list[str]]) -> None:
+    async def _pull(self, cook_id: str, keys: dict[str, list[str]]) -> None:
         """Take relayed events out of the pieces' outboxes; an emptied outbox is no longer
-        ``unlogged``."""
-        ops: list[UpdateOne] = []
+        ``unlogged``.
+
+        One write per piece in the usual case: when a piece's newest event is one of those
+        relayed, every event in its outbox is (a relay takes a piece's whole outbox, and an
+        older event is either among them or already pulled), so the outbox goes with the flag
+        in one update. Only when some piece did not match (a newer event came since) does a
+        second round pull just the relayed events from the pieces still flagged. A piece with
+        no keys is one left flagged with an empty outbox.
+
+        The filters are scalar fields beside ``_id``: on the embedded engine a filter on a path
+        into an array reads the whole collection.
+        """
+        clear: list[UpdateOne] = []
+        pull: list[UpdateOne] = []
         for piece_id, ks in keys.items():
-            if ks:
-                pull = {"$pull": {"outbox": {"key": {"$in": ks}}}}
-                ops.append(UpdateOne({"_id": piece_id}, pull))
-            ops.append(
-                UpdateOne({"_id": piece_id, "outbox": {"$size": 0}}, {"$unset": {"unlogged": ""}})
-            )
-        if ops:
-            await self._pieces.bulk_write(ops, ordered=True)
+            if not ks:
+                for empty in ({"$size": 0}, {"$exists": False}):
+                    clear.append(UpdateOne({"_id": piece_id, "outbox": empty}, CLEARED))
+                continue
+            clear.append(UpdateOne({"_id": piece_id, "lastEvent": {"$in": ks}}, CLEARED))
+            taken = {"$pull": {"outbox": {"key": {"$in": ks}}}}
+            pull.append(UpdateOne({"_id": piece_id, "unlogged": cook_id}, taken))
+        if not clear:
+            return
+        result = await self._pieces.bulk_write(clear, ordered=False)
+        if result.matched_count < len(clear) and pull:
+            await self._pieces.bulk_write(pull, ordered=False)
 
     def known_last_seq(self, cook_id: str) -> int:
         """The cook's ``lastSeq`` as this process last saw it (a hint; 0: not seen)."""
@@ -360,39 +379,53 @@ class EventLog:
                 on_insert()
 
     async def after(self, cook_id: str, after_seq: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events with ``seq > after_seq``, in order."""
+        # Each log document holds at least one event, and a document's ``seq`` is its last.
         cursor = (
             self._events.find({"cookId": cook_id, "seq": {"$gt": after_seq}})
             .sort("seq", ASCENDING)
             .limit(limit)
+            .batch_size(min(limit, LOG_READ_BATCH))
         )
-        return [
-            Event(
-                cook_id=d["cookId"],
-                seq=d["seq"],
-                type=EventType(d["type"]),
-                at=d["at"],
-                piece_id=d.get("pieceId"),
-                index=d.get("index"),
-                attempt=d.get("attempt"),
-                detail=d.get("detail"),
-            )
-            async for d in cursor
-        ]
+        found: list[Event] = []
+        async for doc in cursor:
+            found += [_event(cook_id, e) for e in entries(doc) if e["seq"] > after_seq]
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+
+def entries(doc: Document) -> list[Document]:
+    """The events one log document holds, in order: a relay batch's, or (as an earlier
+    version wrote) just its own."""
+    events: list[Document] | None = doc.get("events")
+    return [doc] if events is None else events
+
+
+def _event(cook_id: str, e: Document) -> Event:
+    return Event(
+        cook_id=cook_id,
+        seq=e["seq"],
+        type=EventType(e["type"]),
+        at=e["at"],
+        piece_id=e.get("pieceId"),
+        index=e.get("index"),
+        attempt=e.get("attempt"),
+        detail=e.get("detail"),
+    )
 
 
 def _event_order(event: Document) -> tuple[bool, datetime]:
     return event["type"] in TERMINAL, event["at"]
 
 
-def _log_doc(cook_id: str, event: Document) -> Document:
+def _log_doc(cook_id: str, batch: list[Document]) -> Document:
+    """A relay batch as one log document: ``_id`` is the cook and its first seq (so writing
+    it again is refused), ``seq`` its last (what readers seek by)."""
+    fields = ("seq", "type", "at", "pieceId", "index", "attempt", "detail")
     return {
-        "_id": f"{cook_id}:{event['seq']:010d}",
+        "_id": f"{cook_id}:{batch[0]['seq']:010d}",
         "cookId": cook_id,
-        "seq": event["seq"],
-        "type": event["type"],
-        "at": event["at"],
-        "pieceId": event.get("pieceId"),
-        "index": event.get("index"),
-        "attempt": event.get("attempt"),
-        "detail": event.get("detail"),
+        "seq": batch[-1]["seq"],
+        "events": [{f: e.get(f) for f in fields} for e in batch],
     }

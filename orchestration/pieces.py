@@ -248,8 +248,8 @@ class PieceStore:
             "attempts": [],
             "createdAt": at,
             "updatedAt": at,
+            **piece_outbox(cook_id, submitted)["$set"],
             "outbox": [submitted],
-            "unlogged": cook_id,
         }
         if combo is not None:
             doc["combo"] = f"{collection_id}:{combo}"

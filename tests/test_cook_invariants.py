@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from orchestration.events import entries
 from orchestration.pieces import Failure, Success
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
@@ -262,7 +263,8 @@ class CookMachine(RuleBasedStateMachine):
             assert numbers.cost_micros == sum(p["costMicros"] for p in mine)
             # 9. the log: 1..lastSeq, no gaps, no repeats, and exactly the events the
             #    documents imply, each once (every relay in this process has finished)
-            events = [e async for e in self.db.cook_events.find({"cookId": c["_id"]})]
+            found = self.db.cook_events.find({"cookId": c["_id"]})
+            events = [e async for d in found for e in entries(d)]
             seqs = sorted(e["seq"] for e in events)
             assert seqs == list(range(1, c["lastSeq"] + 1)), "event log has gaps/repeats"
             assert not c.get("outbox"), "a cook event was left unrelayed"

@@ -13,6 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
 from auth.dev_keys import ensure_dev_keys, mint_token
+from orchestration.events import entries
 from service.embedded_db import EmbeddedDatabase
 from tests.api import OWNER, collection_input
 from tests.processes import api_process, api_process_handle, gql
@@ -95,7 +96,8 @@ async def final_checks(db: Any, cook_id: str, violations: list[str]) -> None:
         applied = [a for a in p["attempts"] if a["outcome"] == "completed"]
         if len(applied) > 1:
             violations.append(f"{p['_id']} completed {len(applied)} times")
-    seqs = sorted([e["seq"] async for e in db.cook_events.find({"cookId": cook_id})])
+    logged = [e async for d in db.cook_events.find({"cookId": cook_id}) for e in entries(d)]
+    seqs = sorted(e["seq"] for e in logged)
     if len(seqs) != len(set(seqs)):
         violations.append("an event sequence number repeats")
 

@@ -20,6 +20,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from pymongo import MongoClient
 
+from orchestration.events import entries
 from service.embedded_db import EmbeddedDatabase
 from tests.event_log import log_mismatches
 from tests.processes import api_process_handle, free_port
@@ -146,7 +147,8 @@ def kill_at_random(
                 cook = client[DB].cooks.find_one({"_id": cook_id})
                 assert cook is not None
                 pieces = list(client[DB].pieces.find({"cookId": cook_id}))
-                events = list(client[DB].cook_events.find({"cookId": cook_id}))
+                found = client[DB].cook_events.find({"cookId": cook_id})
+                events = [e for d in found for e in entries(d)]
                 relayed = not cook.get("outbox") and not any(p.get("outbox") for p in pieces)
                 if relayed and len(events) == cook["lastSeq"]:
                     break
