@@ -22,16 +22,19 @@ saves the round trips, not the work), so that figure mostly counts documents per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from pymongo import UpdateOne, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
+from pymongo.uri_parser import parse_uri
 
 from bench.common import Spread, bench_settings, clone_pieces, embedded, table
 from domain.ids import AccountId
@@ -51,11 +54,21 @@ OWNER_P = Principal(AccountId(OWNER))
 
 @dataclass
 class Recorder(monitoring.CommandListener):
-    on: bool = False
+    """The commands sent to one server while on (other stages' sweepers talk to theirs)."""
+
+    server: tuple[str, int] | None = None
     commands: list[tuple[str, int]] = field(default_factory=list)  # (name, documents)
 
+    def start(self, server: tuple[str, int]) -> None:
+        self.commands = []
+        self.server = server
+
+    def stop(self) -> list[tuple[str, int]]:
+        self.server = None
+        return self.commands
+
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.on and event.command_name not in QUIET:
+        if event.connection_id == self.server and event.command_name not in QUIET:
             c = event.command
             size = len(c.get("documents") or c.get("updates") or c.get("deletes") or [None])
             self.commands.append((event.command_name, size))
@@ -81,6 +94,9 @@ class Floors:
     insert: float
     update_each: float
     insert_each: float
+
+    def mean(self, other: Floors) -> Floors:
+        return Floors(*((a + b) / 2 for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     def of(self, command: str, size: int = 1) -> float:
         if command in READS:
@@ -193,32 +209,48 @@ async def floors(pieces: AsyncCollection[dict[str, Any]]) -> Floors:
     )
 
 
-async def one_cook(stored: int, pieces: int) -> Run:
+@dataclass(frozen=True)
+class Stage:
+    """A running app on its own embedded server, its database seeded with ``stored`` pieces."""
+
+    stored: int
+    api: Api
+    server: tuple[str, int]  # the address its commands go to
+
+
+@contextlib.asynccontextmanager
+async def stage(stored: int) -> AsyncIterator[Stage]:
     with embedded() as (db, root):
         # Bulk seeding on a loaded machine may outlast the default per-command timeout.
         settings = bench_settings(db.uri, root, max_concurrent_cap=32, db_timeout_ms=60_000)
         async with running_app(settings) as api:
-            services = api.app.state.runtime.services
             await store_pieces(api, stored)
-            collection_id = await create_collection(api, pieces)
-            RECORDER.commands.clear()
-            RECORDER.on = True
-            began = time.perf_counter()
-            cook = await services.orchestrator.start(
-                OWNER_P, collection_id, CookRequest(count=pieces, max_concurrent=MAX_CONCURRENT)
-            )
-            while True:
-                await services.orchestrator.idle()
-                current = await services.cooks.load(cook.id)
-                if current is not None and current.ended_at is not None:
-                    break
-                await asyncio.sleep(0.01)
-            wall = time.perf_counter() - began
-            RECORDER.on = False
-            recorded = list(RECORDER.commands)
-            client = api.app.state.runtime.client
-            measured = await floors(client[settings.db_name]["pieces"])
-    return Run(stored, pieces, wall, recorded, measured)
+            host, port = parse_uri(db.uri)["nodelist"][0]
+            yield Stage(stored, api, (host, port))
+
+
+async def one_cook(at: Stage, pieces: int) -> Run:
+    """A cook of ``pieces`` on the stage, its round trips recorded, the floors measured just
+    before and just after it (their mean: the machine's speed drifts)."""
+    services = at.api.app.state.runtime.services
+    collection = at.api.app.state.runtime.client[at.api.settings.db_name]["pieces"]
+    collection_id = await create_collection(at.api, pieces)
+    before = await floors(collection)
+    RECORDER.start(at.server)
+    began = time.perf_counter()
+    cook = await services.orchestrator.start(
+        OWNER_P, collection_id, CookRequest(count=pieces, max_concurrent=MAX_CONCURRENT)
+    )
+    while True:
+        await services.orchestrator.idle()
+        current = await services.cooks.load(cook.id)
+        if current is not None and current.ended_at is not None:
+            break
+        await asyncio.sleep(0.01)
+    wall = time.perf_counter() - began
+    recorded = RECORDER.stop()
+    after = await floors(collection)
+    return Run(at.stored, pieces, wall, recorded, before.mean(after))
 
 
 def stored_sizes(pieces: int) -> list[int]:
@@ -226,12 +258,15 @@ def stored_sizes(pieces: int) -> list[int]:
     return [1000, 10_000, 30_000, 100_000] if pieces >= 1000 else [100, 1000]
 
 
-async def measure(pieces: int, repetitions: int) -> list[Run]:
-    return [
-        await one_cook(stored, pieces)
-        for stored in stored_sizes(pieces)
-        for _ in range(repetitions)
-    ]
+async def measure(pieces: int, rounds: int, sizes: list[int] | None = None) -> list[Run]:
+    """Every size seeded first, each on its own server; then ``rounds`` rounds, each running
+    one cook at every size in turn, so that the machine's drift falls on all sizes alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        stages = [
+            await stack.enter_async_context(stage(stored))
+            for stored in sizes or stored_sizes(pieces)
+        ]
+        return [await one_cook(at, pieces) for _ in range(rounds) for at in stages]
 
 
 def headline(runs: list[Run]) -> list[str]:
@@ -267,8 +302,11 @@ def report(runs: list[Run]) -> list[str]:
     names = sorted({n for r in runs for n in r.per_piece}, key=lambda n: -runs[0].per_piece[n])
     return [
         f"A cook of {runs[0].pieces} pieces, instant test tool, `maxConcurrent` "
-        f"{MAX_CONCURRENT}, default tick, {len(runs) // len(sizes)} runs per size "
-        "(median, and range), in a database already holding that many pieces of another cook:",
+        f"{MAX_CONCURRENT}, default tick, in a database already holding that many pieces of "
+        f"another cook (each size on its own server, all seeded first); {len(runs) // len(sizes)} "
+        "rounds, each running one cook at every size in turn, so that the machine's drift falls "
+        "on all sizes alike (median, and range; a later round's database also holds the earlier "
+        "rounds' cooks). The floors are measured just before and just after each cook:",
         "",
         *table(
             [
@@ -294,9 +332,6 @@ if __name__ == "__main__":
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 60
     sizes = [int(s) for s in sys.argv[2].split(",")] if len(sys.argv) > 2 else stored_sizes(n)
-
-    async def main() -> None:
-        runs = [await one_cook(s, n) for s in sizes]
-        print("\n".join([*headline(runs), "", *report(runs)]))
-
-    asyncio.run(main())
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    runs = asyncio.run(measure(n, rounds, sizes))
+    print("\n".join([*headline(runs), "", *report(runs)]))
