@@ -1,6 +1,6 @@
 """Every benchmark in one run, written to ``bench/RESULTS.md``.
 
-    .venv/bin/python -m bench                 # full sizes (about 35 minutes on 2 cores)
+    .venv/bin/python -m bench                 # full sizes (about 50 minutes on 2 cores)
     .venv/bin/python -m bench --quick --out /tmp/RESULTS.md    # small sizes (CI runs this)
 
 Each figure is a ratio to a baseline measured in the same run, with the median and range of
