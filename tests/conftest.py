@@ -1,5 +1,5 @@
-"""Tests run against the embedded server over a real connection; every test gets its own
-server and database, and drives the app over HTTP through its lifespan."""
+"""Tests run against the embedded server over a real connection; every test gets a database of
+its own on its worker's server, and drives the app over HTTP through its lifespan."""
 
 from __future__ import annotations
 
@@ -40,11 +40,60 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# How many tests one embedded server serves before it is replaced by a fresh one. A server
+# takes over a second of CPU to start, so one per test cost minutes of the suite; each test
+# still has a database of its own (dropped after it), and replacing the server now and then
+# keeps any trouble a long-lived one might gather (its file, its catalog) bounded.
+TESTS_PER_SERVER = int(os.environ.get("COOK_TESTS_PER_SERVER", "30"))
+
+
+class WorkerServers:
+    """The embedded server of one test worker (an xdist process), replaced every
+    ``TESTS_PER_SERVER`` tests, or at once when a test left it dead."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server: EmbeddedDatabase | None = None
+        self.served = 0
+        self.started = 0
+
+    def lend(self) -> EmbeddedDatabase:
+        process = self.server.process if self.server is not None else None
+        alive = process is not None and process.poll() is None
+        if self.server is not None and (not alive or self.served >= TESTS_PER_SERVER):
+            self.server.stop()
+            self.server = None
+        if self.server is None:
+            self.started += 1
+            self.server = EmbeddedDatabase(self.root / f"server-{self.started}")
+            self.server.start()
+            self.served = 0
+        self.served += 1
+        return self.server
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerServers]:
+    servers = WorkerServers(tmp_path_factory.mktemp("embedded"))
+    yield servers
+    servers.close()
+
+
 @pytest.fixture
-def embedded(tmp_path: Path) -> Iterator[EmbeddedDatabase]:
-    """A fresh embedded server per test (about half a second to start). A shared one slowed
-    down over a long run in ways not yet pinned down (see the README), and isolation keeps any
-    such trouble inside the test that causes it."""
+def embedded(worker_servers: WorkerServers) -> EmbeddedDatabase:
+    """This worker's embedded server, shared with the tests before and after this one (each
+    test uses a database of its own). A test that stops, kills or reconfigures a server starts
+    its own ``EmbeddedDatabase`` instead (``own_embedded``)."""
+    return worker_servers.lend()
+
+
+@pytest.fixture
+def own_embedded(tmp_path: Path) -> Iterator[EmbeddedDatabase]:
+    """A server for this test alone."""
     db = EmbeddedDatabase(tmp_path / "embedded")
     db.start()
     yield db

@@ -9,6 +9,7 @@ import os
 import random
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 async def db(embedded: EmbeddedDatabase) -> AsyncIterator[Db]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(embedded.uri, tz_aware=True)
-    yield client["media_test"]
+    name = f"media_{uuid.uuid4().hex[:16]}"  # the worker's server is shared between tests
+    yield client[name]
+    await client.drop_database(name)
     await client.close()
 
 
@@ -98,15 +101,15 @@ from pymongo import AsyncMongoClient
 from orchestration.gridfs_media import GridFSMediaStore
 from tests.test_media_store import blob
 
-async def main(uri: str, start_at: float, count: int) -> None:
+async def main(uri: str, name: str, start_at: float, count: int) -> None:
     client = AsyncMongoClient(uri, tz_aware=True)
-    store = GridFSMediaStore(client["media_test"])
+    store = GridFSMediaStore(client[name])
     await store.ensure_indexes()
     await asyncio.sleep(max(0.0, start_at - time.time()))
     await asyncio.gather(*(store.put(blob(i), "image/png") for i in range(count)))
     await client.close()
 
-asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
 """
 
 
@@ -122,7 +125,7 @@ async def test_identical_bytes_uploaded_concurrently_by_two_processes_are_stored
     start_at = time.time() + 3  # both processes start writing at the same moment
     writers = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WRITER, embedded.uri, str(start_at), str(count), cwd=ROOT
+            sys.executable, "-c", WRITER, embedded.uri, db.name, str(start_at), str(count), cwd=ROOT
         )
         for _ in range(2)
     ]

@@ -133,16 +133,16 @@ def test_the_banners_token_command_works_as_printed_from_any_directory(
     assert principal.subject == "alice"
 
 
-async def test_the_readmes_test_tool_example_creates_a_collection_from_a_trait_tree_file(
+async def test_the_docs_test_tool_example_creates_a_collection_from_a_trait_tree_file(
     api: Api,
 ) -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "generators.md").read_text()
     example = re.search(
         r"```graphql\n(mutation \{\n  createCollection\(input: \{\n    name: \"Slow hats\".*?)```",
         readme,
         re.S,
     )
-    assert example, "the README shows a test tool example"
+    assert example, "docs/generators.md shows a test tool example"
     created = (await api.data(example.group(1)))["createCollection"]
     found = await api.data(
         "query($id: ID!) { collection(id: $id) { template traitTree { name } traitTreeFile } }",
