@@ -23,6 +23,7 @@ from orchestration.media_gc import MediaCollector
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from schema.errors import INTERNAL_MESSAGE
+from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
 from service import provider_routes, studio
@@ -42,13 +43,14 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    operation_limiter = OperationLimiter(
-        settings.operation_limits(), settings.rate_limit_storage_uri
+    limit_storage = LimitStorage(
+        settings.rate_limit_storage_uri, timeout=settings.rate_limit_timeout_ms / 1000
     )
+    operation_limiter = OperationLimiter(settings.operation_limits(), limit_storage)
     schema = build_schema(
         settings.query_limits(), operation_limiter, field_suggestions=settings.is_development
     )
-    http_limits = HttpLimits(settings)
+    http_limits = HttpLimits(settings, limit_storage)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await task
                 await services.orchestrator.stop()
                 await services.exports.stop()
-                await operation_limiter.close()
+                await limit_storage.close()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
