@@ -22,6 +22,7 @@ from orchestration.media import FileMediaStore, MediaStore
 from orchestration.media_gc import MediaCollector
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
+from orchestration.sharding import is_sharded_cluster
 from schema.errors import INTERNAL_MESSAGE
 from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 media=media,
                 progress_poll_seconds=settings.progress_poll_seconds,
             )
-            await services.ensure_indexes()
+            # A sharded cluster gets the index layout its shard keys need (sharding.py).
+            await services.ensure_indexes(db if await is_sharded_cluster(db) else None)
             app.state.runtime = Runtime(settings, client, services, build_verifier(settings))
             tasks = [asyncio.create_task(services.feed.run())]
             if settings.scheduler:
