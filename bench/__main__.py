@@ -28,6 +28,7 @@ from bench import (
     memory,
     orchestrator_overhead,
     progress_latency,
+    replicas,
 )
 
 
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     exporting = media_store.measure_export(sizes.export_images, sizes.export_image_bytes)
     section("7. Media store", media_store.report(throughput, exporting))
+    replica_load = replicas.QUICK if args.quick else replicas.FULL
+    section("8. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

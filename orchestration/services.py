@@ -21,6 +21,7 @@ from orchestration.pieces import PieceStore
 from orchestration.policy import CookPolicy
 from orchestration.progress import ProgressFeed
 from orchestration.runs import RunStore
+from orchestration.sharding import ensure_sharded_layout
 from orchestration.spells import SpellStore
 from orchestration.tools import Toolbox
 from orchestration.webhooks import DeliveryLog
@@ -87,14 +88,26 @@ class Services:
             LayerStore(db, collections, media),
         )
 
-    async def ensure_indexes(self) -> None:
-        """Idempotent; run at every start, while collections are still empty where possible."""
+    async def ensure_indexes(self, sharded: AsyncDatabase[Any] | None = None) -> None:
+        """Idempotent; run at every start, while collections are still empty where possible.
+        On a sharded cluster (``sharded``: its database) the collections whose unique indexes
+        must start with their shard key get the sharded layout instead (``sharding.py``)."""
+        if sharded is not None:
+            declared = {
+                "pieces": PieceStore.indexes(),
+                "cooks": CookStore.indexes(),
+                "exports": Exporter.indexes(),
+                "casts": CastStore.indexes(),
+            }
+            await ensure_sharded_layout(sharded, declared)
+        else:
+            await self.cooks.ensure_indexes()
+            await self.pieces.ensure_indexes()
+            await self.casts.ensure_indexes()
         await self.collections.ensure_indexes()
-        await self.cooks.ensure_indexes()
-        await self.pieces.ensure_indexes()
         await self.events.ensure_indexes()
         await self.spells.ensure_indexes()
-        await self.casts.ensure_indexes()
         await self.orchestrator.runs.ensure_indexes()
         await self.orchestrator.deliveries.ensure_indexes()
-        await self.exports.ensure_indexes()
+        if sharded is None:
+            await self.exports.ensure_indexes()

@@ -25,6 +25,7 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.utilities import get_operation_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationRule
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from domain.errors import CookError, Forbidden, RateLimited, Unauthenticated
 from schema.query_cost import CostReport, QueryLimits, cost_rule, shape_rule
@@ -78,10 +79,11 @@ class OperationGuard(SchemaExtension):
                     who, root_fields(ctx.graphql_document, ctx.operation_name)
                 )
             except RateLimited as exc:
+                refused = GraphQLError(exc.message, original_error=exc)
+                if ctx.operation_type is OperationType.SUBSCRIPTION:
+                    raise refused from exc  # a subscription is refused by raising here
                 # Setting the result skips execution: no resolver runs.
-                ctx.result = GraphQLExecutionResult(
-                    data=None, errors=[GraphQLError(exc.message, original_error=exc)]
-                )
+                ctx.result = GraphQLExecutionResult(data=None, errors=[refused])
         yield
 
     def get_results(self) -> dict[str, Any]:

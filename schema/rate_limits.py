@@ -4,30 +4,19 @@ The limits apply per signed-in caller (the verified subject; an anonymous or inv
 operation is refused UNAUTHENTICATED and charged to nobody) and per root field, however the
 operation arrives (HTTP or WebSocket): they are charged by a schema extension
 (``schema/guards.py``), once per occurrence of the field in the operation, so aliases cannot
-multiply a budget. Storage is in memory by default (per process); a storage URI
-such as ``redis://`` shares the limits between API processes.
+multiply a budget. They are counted in ``schema/limit_storage.py``'s storage: in memory by
+default (per process), or Redis (``redis://``), which shares them between API processes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import math
-import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import cast
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
-from limits.storage import storage_from_string
 
 from domain.errors import RateLimited
-
-log = logging.getLogger("cook.rate_limits")
+from schema.limit_storage import LimitStorage
 
 # Root field -> its limit per caller (limits' notation, e.g. "20/minute"). A new expensive
 # operation is covered by adding one line; settings may override any entry
@@ -47,6 +36,10 @@ OPERATION_LIMITS: dict[str, str] = {
     "createSpell": "60/minute",
     "updateSpell": "120/minute",
 }
+# Subscriptions a deployment may limit per caller through COOK_OPERATION_RATE_LIMITS (each
+# subscription started counts once); none is limited by default, and each WebSocket
+# connection holds at most COOK_WS_MAX_SUBSCRIPTIONS at once.
+LIMITABLE_SUBSCRIPTIONS = frozenset({"cookProgress"})
 
 
 def parse_limit(value: str, where: str) -> RateLimitItem:
@@ -62,15 +55,12 @@ def caller_key(subject: str | None, address: str | None) -> str:
 
 
 class OperationLimiter:
-    """Charges root fields against their limits. Fails open (logged) if the storage is down:
-    limits protect capacity, while correctness is held by the database."""
+    """Charges root fields against their limits. Fails open if the storage is down (see
+    ``LimitStorage``): limits protect capacity, while correctness is held by the database."""
 
-    def __init__(self, table: Mapping[str, str], storage_uri: str = "memory://") -> None:
+    def __init__(self, table: Mapping[str, str], storage: LimitStorage | None = None) -> None:
         self.items = {name: parse_limit(limit, name) for name, limit in table.items()}
-        self._storage = cast(
-            Storage, storage_from_string(f"async+{storage_uri}", wrap_exceptions=True)
-        )
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self.storage = storage or LimitStorage("memory://")
 
     async def charge(self, who: str, fields: Counter[str]) -> None:
         """Count each limited field once per occurrence; raise ``RateLimited`` (with
@@ -80,24 +70,12 @@ class OperationLimiter:
             item = self.items.get(name)
             if item is None:
                 continue
-            try:
-                if await self._limiter.hit(item, "op", name, who, cost=times):
-                    continue
-                stats = await self._limiter.get_window_stats(item, "op", name, who)
-            except StorageError:
-                log.warning("rate limit storage unavailable: %s not limited", name, exc_info=True)
-                continue
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            if await self.storage.hit(item, "op", name, who, cost=times) is not False:
+                continue  # allowed, or not counted (the storage is down: limits are open)
+            retry_after = await self.storage.retry_after(item, "op", name, who)
             raise RateLimited(
                 f"too many {name} calls: at most {item.amount} per "
                 f"{item.multiples} {item.GRANULARITY.name}; retry in {retry_after} s",
                 operation=name,
                 retryAfter=retry_after,
             )
-
-    async def close(self) -> None:
-        """Stop the in-memory storage's expiry task (it would outlive the event loop)."""
-        if isinstance(self._storage, MemoryStorage) and self._storage.timer is not None:
-            self._storage.timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._storage.timer

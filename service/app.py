@@ -22,7 +22,9 @@ from orchestration.media import FileMediaStore, MediaStore
 from orchestration.media_gc import MediaCollector
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
+from orchestration.sharding import is_sharded_cluster
 from schema.errors import INTERNAL_MESSAGE
+from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
 from service import provider_routes, studio
@@ -42,13 +44,14 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    operation_limiter = OperationLimiter(
-        settings.operation_limits(), settings.rate_limit_storage_uri
+    limit_storage = LimitStorage(
+        settings.rate_limit_storage_uri, timeout=settings.rate_limit_timeout_ms / 1000
     )
+    operation_limiter = OperationLimiter(settings.operation_limits(), limit_storage)
     schema = build_schema(
         settings.query_limits(), operation_limiter, field_suggestions=settings.is_development
     )
-    http_limits = HttpLimits(settings)
+    http_limits = HttpLimits(settings, limit_storage)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 media=media,
                 progress_poll_seconds=settings.progress_poll_seconds,
             )
-            await services.ensure_indexes()
+            # A sharded cluster gets the index layout its shard keys need (sharding.py).
+            await services.ensure_indexes(db if await is_sharded_cluster(db) else None)
             app.state.runtime = Runtime(settings, client, services, build_verifier(settings))
             tasks = [asyncio.create_task(services.feed.run())]
             if settings.scheduler:
@@ -93,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await task
                 await services.orchestrator.stop()
                 await services.exports.stop()
-                await operation_limiter.close()
+                await limit_storage.close()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 

@@ -1,24 +1,22 @@
-"""Rate limits on the HTTP routes (slowapi): one limit per caller across every route.
+"""Rate limits on the HTTP routes: one budget per caller and path, applied by the app's
+middleware to every HTTP request except the probes.
 
 The caller is the verified subject (identified by the middleware before this runs), or the
 client address when anonymous. A refused request gets HTTP 429 with ``Retry-After`` and a
-GraphQL-shaped body (``extensions.code`` ``RATE_LIMITED``, ``retryAfter``). Limits inside
-GraphQL, per operation, are ``schema/rate_limits.py``'s.
+GraphQL-shaped body (``extensions.code`` ``RATE_LIMITED``, ``retryAfter``). Counted with the
+``limits`` library's async API in the process's one ``LimitStorage`` (shared by every replica
+when it is Redis, and failing open when it is down), so a check never blocks the event loop.
+Limits inside GraphQL, per operation, are ``schema/rate_limits.py``'s.
 """
 
 from __future__ import annotations
 
-import math
-import time
-import warnings
-
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from domain.errors import ErrorCode
-from schema.rate_limits import caller_key
+from schema.limit_storage import LimitStorage
+from schema.rate_limits import caller_key, parse_limit
 from service.settings import Settings
 
 
@@ -37,46 +35,28 @@ PROBES = frozenset({"/healthz", "/readyz"})  # never limited
 
 
 class HttpLimits:
-    """slowapi's limiter, applied by the app's middleware to every HTTP request (GraphQL's
-    routes are made inside Strawberry's router, which slowapi's own middleware cannot see
-    through FastAPI's router inclusion, and a decorator cannot reach), through slowapi's
-    public per-route decorator on one gate function. Each path has its own budget per caller.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.limiter = Limiter(
-            key_func=request_key,
-            storage_uri=settings.rate_limit_storage_uri,
-            strategy="moving-window",
-            key_prefix="http",
-            key_style="url",
-            swallow_errors=True,  # fail open if a shared storage is down (logged by slowapi)
-        )
-
-        async def gate(request: Request) -> None:  # noqa: ARG001 - slowapi reads it
-            return None
-
-        with warnings.catch_warnings():
-            # slowapi 0.1.10 calls asyncio.iscoroutinefunction, deprecated from Python 3.14.
-            warnings.filterwarnings("ignore", ".*iscoroutinefunction", DeprecationWarning)
-            self._gate = self.limiter.limit(settings.http_rate_limit)(gate)
+    def __init__(self, settings: Settings, storage: LimitStorage) -> None:
+        self.item = parse_limit(settings.http_rate_limit, "COOK_HTTP_RATE_LIMIT")
+        self.storage = storage
 
     async def refusal(self, request: Request) -> Response | None:
         """None if the request may go on, else the 429 response to send instead."""
-        if request.url.path in PROBES:
+        path = request.url.path
+        if path in PROBES:
             return None
-        try:
-            await self._gate(request)
-        except RateLimitExceeded as exc:
-            return self._too_many(request, exc)
-        return None
+        who = request_key(request)
+        if await self.storage.hit(self.item, "http", path, who) is not False:
+            return None  # allowed, or not counted (the storage is down: limits are open)
+        retry_after = await self.storage.retry_after(self.item, "http", path, who)
+        return self._too_many(retry_after)
 
-    def _too_many(self, request: Request, exc: RateLimitExceeded) -> Response:
+    def _too_many(self, retry_after: int) -> Response:
         """HTTP 429 with ``Retry-After``, and the error as a GraphQL client expects it."""
-        item, identifiers = request.state.view_rate_limit
-        reset = self.limiter.limiter.get_window_stats(item, *identifiers).reset_time
-        retry_after = max(1, math.ceil(reset - time.time()))
-        message = f"too many requests: at most {exc.detail}; retry in {retry_after} s"
+        item = self.item
+        message = (
+            f"too many requests: at most {item.amount} per {item.multiples} "
+            f"{item.GRANULARITY.name}; retry in {retry_after} s"
+        )
         error = {"code": ErrorCode.RATE_LIMITED.value, "retryAfter": retry_after}
         return JSONResponse(
             {"errors": [{"message": message, "extensions": error}]},

@@ -14,7 +14,7 @@ from orchestration.policy import MAX_ATTEMPTS, CookPolicy
 from orchestration.providers import ProviderConfig, parse_providers
 from orchestration.tools import BUILTIN_TOOLS
 from schema.query_cost import QueryLimits
-from schema.rate_limits import OPERATION_LIMITS, parse_limit
+from schema.rate_limits import LIMITABLE_SUBSCRIPTIONS, OPERATION_LIMITS, parse_limit
 
 # RFC 8725: asymmetric algorithms only, so an HMAC secret can never stand in for a public key.
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = []
     # Abuse limits (see the README's "Limits" section).
     rate_limit_storage_uri: str = "memory://"
+    # The longest a request waits on that storage; then its limits are open (docs/deployment.md).
+    rate_limit_timeout_ms: int = Field(default=250, ge=10, le=10_000)
     http_rate_limit: str = "1200/minute"
     operation_rate_limits: dict[str, str] = {}
     max_query_depth: int = Field(default=10, ge=2, le=50)
@@ -121,8 +123,8 @@ class Settings(BaseSettings):
     @classmethod
     def _known_operations(cls, value: dict[str, str]) -> dict[str, str]:
         for field, limit in value.items():
-            if field not in OPERATION_LIMITS:
-                known = ", ".join(sorted(OPERATION_LIMITS))
+            if field not in OPERATION_LIMITS and field not in LIMITABLE_SUBSCRIPTIONS:
+                known = ", ".join(sorted({*OPERATION_LIMITS, *LIMITABLE_SUBSCRIPTIONS}))
                 raise ValueError(f"{field!r} has no per-operation limit (known: {known})")
             parse_limit(limit, f"COOK_OPERATION_RATE_LIMITS[{field}]")
         return value
