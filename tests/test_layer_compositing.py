@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
 from PIL import Image
 
+from orchestration.compositing import Compositor
 from orchestration.layers import BadLayer, Blend, Style, compose, probe
-from tests.layer_files import layer_png
+from tests.layer_files import layer_png, noisy_png
 
 
 def pixel(data: bytes) -> tuple[int, ...]:
@@ -57,3 +59,28 @@ def test_a_webp_layer_is_accepted() -> None:
     out = io.BytesIO()
     Image.new("RGBA", (4, 4), (1, 2, 3, 128)).save(out, "WEBP", lossless=True)
     assert probe(out.getvalue()).content_type == "image/webp"
+
+
+async def test_the_compositing_pool_gives_the_same_bytes_as_composing_in_process() -> None:
+    """Every blend and opacity, at a size that takes real work: the worker processes run the
+    same ``compose``, so a piece's image (and hash) does not depend on where it was made."""
+    size = 256
+    layers = [(noisy_png(size, 7), Style())] + [
+        (noisy_png(size, i, alpha=90 + 10 * i), Style(opacity=0.3 + 0.07 * i, blend=blend))
+        for i, blend in enumerate(Blend)
+    ]
+    compositor = Compositor(workers=2)
+    try:
+        pooled = await asyncio.gather(
+            *(compositor.compose(layers[: n + 1], (size, size)) for n in range(len(layers)))
+        )
+    finally:
+        compositor.shutdown()
+    for n, image in enumerate(pooled):
+        assert image == compose(layers[: n + 1], (size, size)), f"{n + 1} layers"
+    with pytest.raises(BadLayer, match="not 256x256"):
+        again = Compositor(workers=1)
+        try:
+            await again.compose([(RED, Style())], (size, size))
+        finally:
+            again.shutdown()
