@@ -78,9 +78,9 @@ async def test_the_compositing_pool_gives_the_same_bytes_as_composing_in_process
         compositor.shutdown()
     for n, image in enumerate(pooled):
         assert image == compose(layers[: n + 1], (size, size)), f"{n + 1} layers"
-    with pytest.raises(BadLayer, match="not 256x256"):
-        again = Compositor(workers=1)
-        try:
+    again = Compositor(workers=1)
+    try:
+        with pytest.raises(BadLayer, match="not 256x256"):
             await again.compose([(RED, Style())], (size, size))
-        finally:
-            again.shutdown()
+    finally:
+        again.shutdown()
