@@ -120,19 +120,21 @@ def provenance_hash(content_hashes: list[str]) -> str:
 
 class Spool(io.RawIOBase):
     """Where ``zipfile`` writes: bytes wait here until ``take`` hands them on. Not seekable,
-    so ``zipfile`` streams."""
+    so ``zipfile`` streams. The bytes ``zipfile`` passes are kept as they are (an image's
+    bytes, stored, are not copied on the way to the store)."""
 
     def __init__(self) -> None:
-        self._held = bytearray()
+        self._held: list[bytes] = []
         self._position = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self._held += data
-        self._position += len(data)
-        return len(data)
+        held = data if type(data) is bytes else bytes(data)
+        self._held.append(held)
+        self._position += len(held)
+        return len(held)
 
     def tell(self) -> int:
         return self._position
@@ -143,10 +145,10 @@ class Spool(io.RawIOBase):
     def seek(self, offset: int, whence: int = 0) -> int:
         raise io.UnsupportedOperation("the archive is written as a stream")
 
-    def take(self) -> bytes:
-        data = bytes(self._held)
-        self._held.clear()
-        return data
+    def take(self) -> list[bytes]:
+        """What was written since the last ``take``, in order."""
+        held, self._held = self._held, []
+        return held
 
 
 @dataclass

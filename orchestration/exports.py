@@ -326,7 +326,8 @@ class Exporter:
                     piece = found[piece_id]
                     asset = await asset_of(piece, self._media)
                     await asyncio.to_thread(writer.add, piece, asset)
-                    await upload.write(sink.take())
+                    for data in sink.take():
+                        await upload.write(data)
                     if piece.cook_id not in cook_seeds:
                         cook = await self._cooks.load(piece.cook_id)
                         cook_seeds[piece.cook_id] = cook.seed if cook else 0
@@ -339,7 +340,8 @@ class Exporter:
                         renewed = time.monotonic()
             seed = job.options.shuffle_seed
             provenance = await asyncio.to_thread(writer.finish, cook_seeds, seed)
-            await upload.write(sink.take())
+            for data in sink.take():
+                await upload.write(data)
         except BaseException:
             await asyncio.to_thread(writer.abandon)
             raise

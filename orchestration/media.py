@@ -225,9 +225,12 @@ class FileUpload:
         return self._temp.name
 
     async def write(self, data: bytes) -> None:
-        self._hash.update(data)
         self._size += len(data)
-        await asyncio.to_thread(self._file.write, data)
+        await asyncio.to_thread(self._write, data)  # hashing too: off the event loop
+
+    def _write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._file.write(data)
 
     async def finish(self) -> MediaRef:
         digest = self._hash.hexdigest()
