@@ -1,9 +1,11 @@
 """Real images: 1024x1024 layers with photographic detail, end to end, on each media store.
 
-A HashLips project of nine 1024x1024 layers of random colours (noise compresses as badly as
-photographs: about 3 MiB per opaque layer) goes through a ``cook serve`` process over real
-HTTP, as a user's would, once on files (``COOK_MEDIA_STORE=filesystem``, the default with the
-embedded database) and once on GridFS over the embedded server, in the same run:
+A HashLips project of 1024x1024 layers, three categories of three layers of random colours
+(noise compresses as badly as photographs: about 3 MiB per opaque layer) and one of 40 small
+marks (so that most of 1,000 pieces are distinct images), goes through a ``cook serve``
+process over real HTTP, as a user's would, once on files (``COOK_MEDIA_STORE=filesystem``,
+the default with the embedded database) and once on GridFS over the embedded server, in the
+same run:
 
 - import: the ZIP uploaded to ``importLayers`` (GraphQL multipart), MiB of ZIP per second;
 - cook: a ``layers`` cook (``maxConcurrent`` 8, after a 2-piece warm-up cook that starts the
@@ -50,6 +52,7 @@ from tests.processes import api_process_handle, gql
 SIZE = 1024
 CATEGORIES = ("Background", "Body", "Hat")
 TRAITS = 3
+BADGES = 40  # 3 x 3 x 3 x 40 = 1,080 combinations
 DB_NAME = "bench_real"
 MIB = 2**20
 CREATE = "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }"
@@ -69,19 +72,33 @@ def noisy_layer(category: int, trait: int) -> bytes:
     if category:
         top = SIZE // 8 * (category + trait) % (SIZE // 2)
         box = (SIZE // 6, top, SIZE - SIZE // 6, top + SIZE // 2)
-        ImageDraw.Draw(mask).ellipse(box, fill=200 + 20 * trait)
+        ImageDraw.Draw(mask).ellipse(box, fill=min(255, 200 + 20 * trait))
     image.putalpha(mask)
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
 
 
-def project(traits: int = TRAITS) -> tuple[bytes, dict[tuple[str, str], bytes]]:
+def badge(n: int) -> bytes:
+    """A small mark on a clear layer (a few KiB): many of them make most pieces distinct."""
+    image = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
+    x, y = 16 + (n % 8) * 24, 16 + (n // 8) * 24
+    ImageDraw.Draw(image).rectangle((x, y, x + 16, y + 16), fill=(255, 255 - 5 * n % 256, 0, 255))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def project(
+    traits: int = TRAITS, badges: int = BADGES
+) -> tuple[bytes, dict[tuple[str, str], bytes]]:
+    """Three noisy categories of ``traits`` layers each, and ``badges`` small marks."""
     layers = {
         (name, f"T{t}"): noisy_layer(c, t)
         for c, name in enumerate(CATEGORIES)
         for t in range(traits)
     }
+    layers |= {("Badge", f"B{n}"): badge(n) for n in range(badges)}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         for (category, trait), data in layers.items():
@@ -305,8 +322,14 @@ class RealImages:
     gridfs: GridFSRate
 
 
-def measure(pieces: int, gridfs_pieces: int, gridfs_files: int, traits: int = TRAITS) -> RealImages:
-    zipped, layers = project(traits)
+def measure(
+    pieces: int,
+    gridfs_pieces: int,
+    gridfs_files: int,
+    traits: int = TRAITS,
+    badges: int = BADGES,
+) -> RealImages:
+    zipped, layers = project(traits, badges)
     runs = [
         measure_store("filesystem", pieces, zipped, layers),
         measure_store("gridfs", gridfs_pieces, zipped, layers),
@@ -339,12 +362,12 @@ def report(r: RealImages) -> list[str]:
             ]
         )
     return [
-        f"A HashLips ZIP of {first.layers} {SIZE}x{SIZE} layers of random colours "
-        f"({first.zip_bytes / MIB:.1f} MiB), imported, cooked with `layers`, every piece "
-        "accepted, exported and downloaded, through a `cook serve` process over HTTP, on each "
-        f"store in turn; bare Pillow is the same pieces' composite-and-encode on "
-        f"{os.process_cpu_count()} processes (one per core). Aims: tool / bare at least 0.7, "
-        "export at least 100 MiB/s on files.",
+        f"A HashLips ZIP of {first.layers} {SIZE}x{SIZE} layers, three categories of random "
+        f"colours and one of small marks ({first.zip_bytes / MIB:.1f} MiB), imported, cooked "
+        "with `layers`, every piece accepted, exported and downloaded, through a `cook serve` "
+        "process over HTTP, on each store in turn; bare Pillow is the same pieces' "
+        f"composite-and-encode on {os.process_cpu_count()} processes (one per core). "
+        "Aims: tool / bare at least 0.7, export at least 100 MiB/s on files.",
         "",
         *table(
             [
@@ -372,9 +395,10 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=12)
     parser.add_argument("--gridfs-pieces", type=int, default=4)
     parser.add_argument("--gridfs-files", type=int, default=2)
-    parser.add_argument("--traits", type=int, default=TRAITS, help="per category")
+    parser.add_argument("--traits", type=int, default=TRAITS, help="per noisy category")
+    parser.add_argument("--badges", type=int, default=BADGES, help="small marks")
     args = parser.parse_args()
-    result = measure(args.pieces, args.gridfs_pieces, args.gridfs_files, args.traits)
+    result = measure(args.pieces, args.gridfs_pieces, args.gridfs_files, args.traits, args.badges)
     print("\n".join([*headline(result), "", *report(result)]))
 
 
