@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
 
 import pytest
 from PIL import Image
 
-from orchestration.compositing import Compositor
+from orchestration.compositing import Compositor, CompositorBroken
 from orchestration.layers import BadLayer, Blend, Style, compose, probe
 from tests.layer_files import layer_png, noisy_png
 
@@ -84,3 +86,23 @@ async def test_the_compositing_pool_gives_the_same_bytes_as_composing_in_process
             await again.compose([(RED, Style())], (size, size))
     finally:
         again.shutdown()
+
+
+async def test_a_compositing_process_killed_mid_image_fails_that_call_and_the_next_works() -> None:
+    size = 1024
+    layers = [(noisy_png(size, n), Style()) for n in range(3)]
+    compositor = Compositor(workers=1)
+    try:
+        await compositor.compose(layers[:1], (size, size))  # the worker is up
+        pool = compositor._pool
+        assert pool is not None
+        (pid,) = list(pool._processes)  # the worker, to kill it
+        busy = asyncio.ensure_future(compositor.compose(layers, (size, size)))
+        await asyncio.sleep(0.05)  # the job sent (killed before or while it runs: the same)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(CompositorBroken):
+            await busy
+        again = await compositor.compose(layers[:2], (size, size))
+        assert again == compose(layers[:2], (size, size)), "a fresh pool, the same bytes"
+    finally:
+        compositor.shutdown()
