@@ -28,6 +28,7 @@ from bench import (
     memory,
     orchestrator_overhead,
     progress_latency,
+    real_images,
     replicas,
 )
 
@@ -52,15 +53,21 @@ class Sizes:
     media_rounds: int
     export_images: int
     export_image_bytes: int
+    real_pieces: int  # a layers cook at 1024x1024 on files
+    real_gridfs_pieces: int  # the same on GridFS over the embedded server
+    real_gridfs_files: int  # 4 MiB files written and read through GridFS alone
+    real_traits: int  # per noisy category (three categories)
+    real_badges: int  # small marks, a fourth category (more distinct images)
 
 
 # fmt: off
 FULL = Sizes(
     1000, 3, 3, 5.0, 100, (1000, 30_000), 1000, 20, [1000, 10_000, 30_000, 100_000], 10_000, 3600,
-    20, 1000, 40, 2**20, 3, 1000, 2**17,
+    20, 1000, 40, 2**20, 3, 1000, 2**17, 1000, 100, 16, 3, 40,
 )
 QUICK = Sizes(
     60, 1, 1, 1.0, 50, (100, 300), 50, 4, [100, 500], 10_000, 10, 3, 30, 8, 2**18, 1, 60, 2**14,
+    8, 1, 1, 2, 4,
 )
 # fmt: on
 POLL_SECONDS = 0.1
@@ -110,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{title}: done at {time.monotonic() - began:.0f} s", file=sys.stderr)
 
     cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
-    lines[1:1] = ["", *orchestrator_overhead.headline(cooks)]  # the file opens with them
+    top = ["", *orchestrator_overhead.headline(cooks)]
+    lines[1:1] = top  # the file opens with them
     section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
     api = api_overhead.measure(
         sizes.api_rounds, sizes.api_seconds, sizes.api_pieces, sizes.api_stored
@@ -130,8 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     exporting = media_store.measure_export(sizes.export_images, sizes.export_image_bytes)
     section("7. Media store", media_store.report(throughput, exporting))
+    real = real_images.measure(
+        sizes.real_pieces,
+        sizes.real_gridfs_pieces,
+        sizes.real_gridfs_files,
+        sizes.real_traits,
+        sizes.real_badges,
+    )
+    lines[1 + len(top) : 1 + len(top)] = real_images.headline(real)  # with the others on top
+    section("8. Real images", real_images.report(real))
     replica_load = replicas.QUICK if args.quick else replicas.FULL
-    section("8. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
+    section("9. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

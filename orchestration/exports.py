@@ -15,6 +15,7 @@ once a crashed worker's job was taken over (the new worker rebuilds the same byt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -43,7 +44,7 @@ from orchestration.export_archive import (
     Spool,
     numbered,
 )
-from orchestration.media import MediaStore, Upload
+from orchestration.media import MediaStore, Upload, store_trouble
 from orchestration.pagination import Page, newest_first
 from orchestration.pieces import PieceStore
 from orchestration.policy import SEED_BOUND
@@ -285,8 +286,12 @@ class Exporter:
             await upload.abort()
             return
         except Exception as exc:
-            log.exception("export %s failed", job.id)
-            await upload.abort()
+            if store_trouble(exc) is None:
+                log.exception("export %s failed", job.id)
+            else:
+                log.warning("export %s failed: %s", job.id, store_trouble(exc))
+            with contextlib.suppress(Exception):  # a store that is gone keeps its chunks
+                await upload.abort()  # (the collector removes them after its grace period)
             await self._finish(job.id, token, ExportStatus.FAILED, {"error": _describe(exc)})
             return
         await self._finish(
@@ -321,7 +326,8 @@ class Exporter:
                     piece = found[piece_id]
                     asset = await asset_of(piece, self._media)
                     await asyncio.to_thread(writer.add, piece, asset)
-                    await upload.write(sink.take())
+                    for data in sink.take():
+                        await upload.write(data)
                     if piece.cook_id not in cook_seeds:
                         cook = await self._cooks.load(piece.cook_id)
                         cook_seeds[piece.cook_id] = cook.seed if cook else 0
@@ -334,7 +340,8 @@ class Exporter:
                         renewed = time.monotonic()
             seed = job.options.shuffle_seed
             provenance = await asyncio.to_thread(writer.finish, cook_seeds, seed)
-            await upload.write(sink.take())
+            for data in sink.take():
+                await upload.write(data)
         except BaseException:
             await asyncio.to_thread(writer.abandon)
             raise
@@ -389,6 +396,9 @@ class _LostLease(Exception):
 def _describe(exc: Exception) -> str:
     if isinstance(exc, MissingAsset | KeyError):
         return f"a piece could not be exported: {exc}"
+    trouble = store_trouble(exc)
+    if trouble is not None:
+        return f"the archive could not be stored: {trouble}"
     return "the export failed unexpectedly"
 
 

@@ -14,6 +14,11 @@ re-stores a file either keeps it alive or, if the collector won, stores it anew.
 Chunks are written by the store itself (``insert_many`` of several chunks per round trip,
 each insert its own document) rather than through ``AsyncGridIn``, which writes the file
 document under a name fixed before the bytes are known; reads go through the bucket.
+
+Each round trip carrying file bytes (a batch of chunks written, a chunk read) gets its own
+time budget, ``ROUND_TRIP_SECONDS``, instead of the client's per-operation ``timeoutMS``
+(5 s by default, sized for documents): a slow server makes a large file slow to store, not
+an attempt that fails.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import pymongo
 from bson import Binary, ObjectId
 from gridfs import AsyncGridFSBucket, NoFile
 from pymongo import ASCENDING, IndexModel
@@ -30,7 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from orchestration import clock
-from orchestration.media import Referenced, check_digest
+from orchestration.media import Referenced, check_digest, put_whole
 from orchestration.tools import MediaRef
 
 type Document = dict[str, Any]
@@ -39,6 +45,7 @@ BUCKET = "media"
 CHUNK_BYTES = 255 * 1024  # GridFS's default chunk size
 CHUNKS_PER_WRITE = 4  # about 1 MiB per insert_many (the embedded engine writes each at once)
 COLLECT_BATCH = 500
+ROUND_TRIP_SECONDS = 120.0  # per batch of chunks (about 1 MiB) written or chunk read
 
 
 class GridFSMediaStore:
@@ -70,9 +77,7 @@ class GridFSMediaStore:
         digest = hashlib.sha256(data).hexdigest()
         if await self._touch(digest):
             return MediaRef(digest, content_type, len(data))
-        upload = GridFSUpload(self, content_type)
-        await upload.write(data)
-        return await upload.finish()
+        return await put_whole(GridFSUpload(self, content_type), data)
 
     async def upload(self, content_type: str) -> GridFSUpload:
         return GridFSUpload(self, content_type)
@@ -85,13 +90,14 @@ class GridFSMediaStore:
         return result.matched_count == 1
 
     async def _write_chunks(self, files_id: ObjectId, first: int, chunks: list[bytes]) -> None:
-        await self._chunks.insert_many(
-            [
-                {"files_id": files_id, "n": first + i, "data": Binary(chunk)}
-                for i, chunk in enumerate(chunks)
-            ],
-            ordered=True,
-        )
+        with pymongo.timeout(ROUND_TRIP_SECONDS):
+            await self._chunks.insert_many(
+                [
+                    {"files_id": files_id, "n": first + i, "data": Binary(chunk)}
+                    for i, chunk in enumerate(chunks)
+                ],
+                ordered=True,
+            )
 
     async def _seal(self, files_id: ObjectId, digest: str, length: int, kind: str) -> bool:
         """Write the file document; False when the same bytes were stored meanwhile."""
@@ -120,12 +126,22 @@ class GridFSMediaStore:
     # --- reading ------------------------------------------------------------------------
 
     async def read(self, sha256: str) -> bytes:
-        try:
-            out = await self._bucket.open_download_stream_by_name(check_digest(sha256))
-        except NoFile as exc:
-            raise FileNotFoundError(sha256) from exc
-        data: bytes = await out.read()
-        return data
+        return b"".join([chunk async for chunk in self.stream(sha256)])
+
+    async def digests(self) -> AsyncIterator[str]:
+        last = ""
+        while True:
+            batch = [
+                doc["filename"]
+                async for doc in self._files.find({"filename": {"$gt": last}}, {"filename": 1})
+                .sort("filename", ASCENDING)
+                .limit(COLLECT_BATCH)
+            ]
+            if not batch:
+                return
+            for digest in batch:
+                yield digest
+            last = batch[-1]
 
     async def size(self, sha256: str) -> int | None:
         doc = await self._files.find_one({"filename": check_digest(sha256)}, {"length": 1})
@@ -144,7 +160,8 @@ class GridFSMediaStore:
                 await out.seek(start)
             left = stop - start
             while left > 0:
-                chunk: bytes = await out.readchunk()
+                with pymongo.timeout(ROUND_TRIP_SECONDS):
+                    chunk: bytes = await out.readchunk()
                 if not chunk:
                     return
                 piece = chunk[:left]

@@ -2,10 +2,15 @@
 
 It reads the piece's traits (by its job key: the cook, then the piece by its unique
 ``indexKey``) and the collection's layer set, composes the layers in the traits' (the tree's)
-order in a worker thread, stores the PNG through the ``MediaStore`` and completes at once.
+order in a worker process (``orchestration/compositing.py``: a pool sized to the cores),
+stores the PNG through the ``MediaStore`` and completes at once.
 Categories without a layer for the drawn trait (generated ranges, text-only traits) are not
 drawn. The image depends only on the drawn traits and the layers, so the same traits give the
 same bytes (and the same hash) in any cook.
+
+A store that is full, unreachable or too slow, and a compositing process that died, fail the
+attempt as retryable with a reason saying so (the piece is tried again after its backoff);
+nothing is half-written (the stores remove an unfinished file's bytes).
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from orchestration.compositing import Compositor, CompositorBroken
 from orchestration.layer_assets import layer_set_for_drawing
-from orchestration.layers import BadLayer, compose
-from orchestration.media import MediaStore
+from orchestration.layers import BadLayer
+from orchestration.media import MediaStore, store_trouble
 from orchestration.tools import ToolCall, ToolFailure, ToolOutput, ToolSpec, render_text
 
 TOOL_ID = "layers"
 
 
-def layers_tool(db: AsyncDatabase[dict[str, Any]], media: MediaStore) -> ToolSpec:
+def layers_tool(
+    db: AsyncDatabase[dict[str, Any]], media: MediaStore, compositor: Compositor
+) -> ToolSpec:
     cooks = db["cooks"]
     pieces = db["pieces"]
 
@@ -51,8 +59,9 @@ def layers_tool(db: AsyncDatabase[dict[str, Any]], media: MediaStore) -> ToolSpe
         ]
         try:
             data = await asyncio.gather(*(media.read(layer.sha256) for _, layer in found))
-        except (OSError, ValueError) as exc:
-            raise ToolFailure("layers: a stored layer is unreadable", retryable=True) from exc
+        except Exception as exc:
+            reason = store_trouble(exc) or "a stored layer is unreadable"
+            raise ToolFailure(f"layers: {reason}", retryable=True) from exc
         drawn = [
             (d, layer_set.style(trait["category"]))
             for d, (trait, _) in zip(data, found, strict=True)
@@ -61,10 +70,18 @@ def layers_tool(db: AsyncDatabase[dict[str, Any]], media: MediaStore) -> ToolSpe
             raise ToolFailure("layers: no drawn trait has a layer", retryable=False)
         size = (layer_set.width, layer_set.height)
         try:
-            image = await asyncio.to_thread(compose, drawn, size)
+            image = await compositor.compose(drawn, size)
         except BadLayer as exc:
             raise ToolFailure(f"layers: a stored layer {exc}", retryable=False) from exc
-        ref = await media.put(image, "image/png")
+        except CompositorBroken as exc:
+            raise ToolFailure(f"layers: {exc}", retryable=True) from exc
+        try:
+            ref = await media.put(image, "image/png")
+        except Exception as exc:
+            trouble = store_trouble(exc)
+            if trouble is None:
+                raise
+            raise ToolFailure(f"layers: {trouble}", retryable=True) from exc
         return ToolOutput(render_text(call.params), 0, (ref,))
 
     return ToolSpec(

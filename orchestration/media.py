@@ -4,8 +4,15 @@
 named by the SHA-256 of its bytes, so storing the same bytes twice (a duplicate delivery, two
 processes racing) keeps one copy. ``GridFSMediaStore`` (``orchestration/gridfs_media.py``, the
 default) keeps files in the database; ``FileMediaStore`` keeps them under the data directory,
-for one machine. Both stream in chunks both ways: ``upload`` writes a file piece by piece
-(hashing as it goes) and ``stream`` reads any byte range of one.
+for one machine (the default with the embedded database, see ``service/stores.py``). Both
+stream in chunks both ways: ``upload`` writes a file piece by piece (hashing as it goes) and
+``stream`` reads any byte range of one; ``digests`` lists what a store holds (``cook media
+migrate`` copies it all to the other store).
+
+Nothing is half-written: a file appears under its name only whole (a rename, or the file
+document written after its chunks), and a ``put`` that fails removes what it wrote.
+``store_trouble`` says when a failure is the store's own (full, unreachable, too slow), so
+callers turn it into a retryable attempt failure or an export's error rather than a crash.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import errno
 import hashlib
 import ipaddress
 import os
@@ -24,13 +33,14 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 import httpx
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from orchestration.tools import MediaRef, OutputUnavailable, ToolFailure
 
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 30.0
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class Upload(Protocol):
@@ -64,6 +74,10 @@ class MediaStore(Protocol):
         """Bytes ``start`` to ``end`` (exclusive; None: to the end) in chunks."""
         ...
 
+    def digests(self) -> AsyncIterator[str]:
+        """The SHA-256 of every whole file the store holds, in ascending order."""
+        ...
+
     async def collect(self, cutoff: datetime, referenced: Referenced) -> int:
         """Remove files stored or last re-stored before ``cutoff`` that ``referenced`` does
         not name, and chunks of uploads begun before it that never finished (except those
@@ -79,6 +93,32 @@ class Referenced(Protocol):
     async def uploads(self) -> set[str]:
         """Upload ids that running work is still writing."""
         ...
+
+
+def store_trouble(exc: BaseException) -> str | None:
+    """Why a store operation failed, when the store itself is the cause (it is full, cannot
+    be reached or answered too slowly): worth trying again later. None for anything else."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the media store is full (no space left)"
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | TimeoutError):
+        return "the media store is unreachable or too slow"
+    if isinstance(exc, PyMongoError):
+        return f"the media store refused the operation ({type(exc).__name__})"
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        return f"the media store failed ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+async def put_whole(upload: Upload, data: bytes) -> MediaRef:
+    """Write ``data`` through ``upload`` and finish it; on any failure the upload is aborted
+    (its bytes removed, as far as the store still answers) and the failure raised."""
+    try:
+        await upload.write(data)
+        return await upload.finish()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await upload.abort()
+        raise
 
 
 def check_digest(sha256: str) -> str:
@@ -97,12 +137,18 @@ class FileMediaStore:
         return self.root / sha256[:2] / check_digest(sha256)
 
     async def put(self, data: bytes, content_type: str) -> MediaRef:
-        upload = await self.upload(content_type)
-        await upload.write(data)
-        return await upload.finish()
+        return await put_whole(await self.upload(content_type), data)
 
     async def read(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self._path(sha256).read_bytes)
+
+    async def digests(self) -> AsyncIterator[str]:
+        if not self.root.is_dir():
+            return
+        for folder in await asyncio.to_thread(_listing, self.root, "??"):
+            for name in await asyncio.to_thread(_listing, self.root / folder, "*"):
+                if len(name) == 64 and name[:2] == folder:
+                    yield name
 
     async def upload(self, content_type: str) -> FileUpload:
         return await asyncio.to_thread(FileUpload, self, content_type)
@@ -159,6 +205,10 @@ class FileMediaStore:
         return removed
 
 
+def _listing(folder: Path, pattern: str) -> list[str]:
+    return sorted(p.name for p in folder.glob(pattern))
+
+
 class FileUpload:
     def __init__(self, store: FileMediaStore, content_type: str) -> None:
         store.root.mkdir(parents=True, exist_ok=True)
@@ -175,9 +225,12 @@ class FileUpload:
         return self._temp.name
 
     async def write(self, data: bytes) -> None:
-        self._hash.update(data)
         self._size += len(data)
-        await asyncio.to_thread(self._file.write, data)
+        await asyncio.to_thread(self._write, data)  # hashing too: off the event loop
+
+    def _write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._file.write(data)
 
     async def finish(self) -> MediaRef:
         digest = self._hash.hexdigest()
@@ -194,7 +247,8 @@ class FileUpload:
             os.replace(self._temp, path)  # atomic: a reader sees the whole file or none
 
     async def abort(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # a full disk may refuse to flush what is left
+            self._file.close()
         self._temp.unlink(missing_ok=True)
 
 

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.casts import CastStore
 from orchestration.collections import CollectionStore
+from orchestration.compositing import Compositor
 from orchestration.cooks import CookStore
 from orchestration.events import EventLog
 from orchestration.exports import Exporter
@@ -50,10 +51,11 @@ class Services:
         *,
         toolbox: Toolbox,
         media: MediaStore,
+        compositor: Compositor | None = None,
         progress_poll_seconds: float = 0.25,
     ) -> Services:
         if LAYERS_TOOL_ID not in toolbox:  # built in, but it needs the database and media
-            toolbox = Toolbox([*toolbox.all(), layers_tool(db, media)])
+            toolbox = Toolbox([*toolbox.all(), layers_tool(db, media, compositor or Compositor())])
         spells = SpellStore(db, toolbox)
         collections = CollectionStore(db, toolbox, spells)
         events = EventLog(db)

@@ -17,8 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.tokens import identify
 from domain.errors import ErrorCode
-from orchestration.gridfs_media import GridFSMediaStore
-from orchestration.media import FileMediaStore, MediaStore
+from orchestration.compositing import Compositor
 from orchestration.media_gc import MediaCollector
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
@@ -35,14 +34,16 @@ from service.graphql_router import CookGraphQLRouter
 from service.http_limits import HttpLimits
 from service.identity import build_verifier
 from service.runtime import Runtime, runtime_of
-from service.settings import MediaStoreKind, Settings
+from service.settings import Settings
+from service.stores import MediaFactory, media_store
 
 log = logging.getLogger("cook.app")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, media: MediaFactory = media_store) -> FastAPI:
+    """The app; ``media`` builds its media store (tests pass their own to inject faults)."""
     settings = settings or Settings()
     limit_storage = LimitStorage(
         settings.rate_limit_storage_uri, timeout=settings.rate_limit_timeout_ms / 1000
@@ -59,25 +60,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             client = await stack.enter_async_context(connect(settings))
             http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
             db = client[settings.db_name]
-            media: MediaStore
-            if settings.media_store is MediaStoreKind.FILESYSTEM:
-                media = FileMediaStore(settings.media_dir)
-            else:
-                media = gridfs = GridFSMediaStore(db)
-                await gridfs.ensure_indexes()
+            store = await media(settings, db)
+            compositor = Compositor(settings.compose_workers)
+            stack.push_async_callback(asyncio.to_thread, compositor.shutdown)
             collector = MediaCollector(
                 db,
-                media,
+                store,
                 grace_seconds=settings.media_gc_grace_seconds,
                 every_seconds=settings.media_gc_every_seconds,
             )
             await collector.ensure_indexes()
-            context = ProviderContext(http, media, settings.callback_url)
+            context = ProviderContext(http, store, settings.callback_url)
             services = Services.from_database(
                 db,
                 settings.policy(),
                 toolbox=build_toolbox(settings.provider_configs(), context),
-                media=media,
+                media=store,
+                compositor=compositor,
                 progress_poll_seconds=settings.progress_poll_seconds,
             )
             # A sharded cluster gets the index layout its shard keys need (sharding.py).
@@ -160,12 +159,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """The database answers."""
+        """The database answers; the body also says which media store is in use."""
+        store = settings.media_store_kind.value
         try:
             await runtime_of(request).client.admin.command("ping")
         except Exception:
             log.warning("readiness check failed", exc_info=True)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+            return JSONResponse({"status": "unavailable", "mediaStore": store}, status_code=503)
+        return JSONResponse({"status": "ok", "mediaStore": store})
 
     return app

@@ -4,6 +4,7 @@ serve           the API (starts the embedded database unless MONGODB_URI is set)
 db              the embedded database on its own, for several API processes to share
 token           mint a development token (signed with the key under COOK_DATA_DIR)
 watch           follow a cook live with a progress bar; exits with its final status
+media migrate   copy every stored file to the other media store (docs/media.md)
 export-schema   print the GraphQL schema (schema.graphql is this output)
 """
 
@@ -17,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from service.settings import Settings
+from service.settings import MediaStoreKind, Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -36,8 +37,11 @@ def _serve(args: argparse.Namespace) -> int:
             return IN_USE_EXIT
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    from service.stores import describe
+
     where = "the embedded database" if settings.mongodb_uri is None else "MONGODB_URI"
     print(f"Cook on http://{host}:{port} using {where} (data in {settings.data_dir})")
+    print(f"  Media:     {describe(settings)} (COOK_MEDIA_STORE={settings.media_store_kind})")
     print(f"  Studio:    http://{host}:{port}/studio")
     if settings.is_development:
         print(f"  GraphiQL:  http://{host}:{port}/graphql")
@@ -126,6 +130,45 @@ def _watch(args: argparse.Namespace) -> int:
     return watch(url, token, args.cook_id)
 
 
+def _media_migrate(args: argparse.Namespace) -> int:
+
+    settings = Settings()
+    if settings.mongodb_uri is None:
+        from service.embedded_db import IN_USE_EXIT, data_dir_in_use
+
+        refusal = data_dir_in_use(settings.embedded_dir)
+        if refusal is not None:
+            print(f"cook media migrate: {refusal} (stop it first)", file=sys.stderr)
+            return IN_USE_EXIT
+    to = MediaStoreKind(args.to)
+    source = MediaStoreKind.FILESYSTEM if to is MediaStoreKind.GRIDFS else MediaStoreKind.GRIDFS
+    return asyncio.run(_migrate(settings, source, to))
+
+
+async def _migrate(settings: Settings, source: MediaStoreKind, to: MediaStoreKind) -> int:
+    from orchestration.media_migrate import migrate
+    from service.database import connect
+    from service.stores import open_store
+
+    async with connect(settings) as client:
+        db = client[settings.db_name]
+        done = await migrate(
+            await open_store(source, settings, db),
+            await open_store(to, settings, db),
+            lambda line: print(line, flush=True),
+        )
+    print(
+        f"{source} -> {to}: {done.copied} files copied ({done.bytes_copied} bytes), "
+        f"{done.present} already there and verified, {len(done.failed)} failed",
+        flush=True,
+    )
+    for line in done.failed:
+        print(f"  {line}", file=sys.stderr)
+    if done.ok:
+        print(f"Set COOK_MEDIA_STORE={to} to use the new store.", flush=True)
+    return 0 if done.ok else 1
+
+
 def _export_schema(_: argparse.Namespace) -> int:
     from schema.schema import schema
 
@@ -164,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     follow.add_argument("--url", default=None, help="default: ws://COOK_HOST:COOK_PORT/graphql")
     follow.add_argument("--token", default=None, help="default: $COOK_TOKEN")
     follow.set_defaults(func=_watch)
+
+    media = sub.add_parser("media", help="the media store")
+    media_sub = media.add_subparsers(dest="media_command", required=True)
+    migrate = media_sub.add_parser(
+        "migrate", help="copy every stored file to the other store (resumable, verified)"
+    )
+    migrate.add_argument("--to", required=True, choices=["gridfs", "filesystem"])
+    migrate.set_defaults(func=_media_migrate)
 
     export = sub.add_parser("export-schema", help="print the GraphQL schema")
     export.set_defaults(func=_export_schema)

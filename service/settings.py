@@ -68,8 +68,11 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=0.5, ge=0.01, le=60)
     scheduler: bool = True
 
-    # Where images and export archives live (see the README's "Deployment" section).
-    media_store: MediaStoreKind = MediaStoreKind.GRIDFS
+    # Where images and export archives live (docs/media.md). Unset: files under COOK_DATA_DIR
+    # with the embedded database (one machine), GridFS with MONGODB_URI (a cluster).
+    media_store: MediaStoreKind | None = None
+    # Processes composing the ``layers`` tool's images; 0: one per core.
+    compose_workers: int = Field(default=0, ge=0, le=256)
     media_gc_grace_seconds: float = Field(default=3600.0, ge=0.1, le=30 * 86_400)
     media_gc_every_seconds: float = Field(default=600.0, ge=0.05, le=86_400)
 
@@ -137,7 +140,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "mongodb_uri", "jwt_public_key", "jwt_jwks_url", "jwt_key_id", "public_url", mode="before"
+        "mongodb_uri",
+        "jwt_public_key",
+        "jwt_jwks_url",
+        "jwt_key_id",
+        "public_url",
+        "media_store",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -187,6 +196,13 @@ class Settings(BaseSettings):
     def callback_url(self, provider_id: str) -> str:
         base = self.public_url or f"http://{self.host}:{self.port}"
         return f"{base.rstrip('/')}/webhooks/{provider_id}"
+
+    @property
+    def media_store_kind(self) -> MediaStoreKind:
+        """The store in use: ``COOK_MEDIA_STORE`` if set, else the deployment's default."""
+        if self.media_store is not None:
+            return self.media_store
+        return MediaStoreKind.FILESYSTEM if self.mongodb_uri is None else MediaStoreKind.GRIDFS
 
     @property
     def media_dir(self) -> Path:

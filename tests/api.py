@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from auth.dev_keys import DevKeyPair, ensure_dev_keys, mint_token
 from service.app import create_app
 from service.settings import Settings
+from service.stores import MediaFactory, media_store
 
 OWNER = "alice"
 STRANGER = "mallory"
@@ -260,10 +261,11 @@ async def wait_for_export(api: Api, export_id: str, within: float = 30.0) -> dic
 
 
 @contextlib.asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[Api]:
+async def running_app(settings: Settings, media: MediaFactory = media_store) -> AsyncIterator[Api]:
     """One API process's lifetime, in process: its lifespan (and background workers) start,
-    a client calls it over ASGI, and it all ends. The database is left as it is."""
-    app = create_app(settings)
+    a client calls it over ASGI, and it all ends. The database is left as it is. ``media``
+    builds its media store (a test's own, to inject a fault)."""
+    app = create_app(settings, media=media)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cook.test") as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import zipfile
 from typing import Any
 
@@ -123,3 +124,28 @@ def layers_collection(**overrides: Any) -> dict[str, Any]:
         "totalSupply": 1000,
     }
     return {**base, **overrides}
+
+
+def noisy_png(size: int, seed: int, alpha: int = 255) -> bytes:
+    """A ``size`` x ``size`` layer of random colours (photographic detail compresses about as
+    badly): about 3 bytes per pixel as a PNG."""
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", (size, size), rng.randbytes(size * size * 3))
+    image.putalpha(alpha)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def noisy_project(size: int = 1024) -> bytes:
+    """A HashLips project whose pieces are multi-megabyte PNGs: one noisy opaque background
+    (about 3 MiB) under two small hats, so two pieces differ in one corner."""
+    return project_zip(
+        {
+            "Background": {"Noise.png": noisy_png(size, 1)},
+            "Hat": {
+                "Red.png": layer_png((200, 30, 30, 255), (0, 0, size // 8, size // 8), size),
+                "Blue.png": layer_png((30, 30, 200, 255), (0, 0, size // 8, size // 8), size),
+            },
+        }
+    )

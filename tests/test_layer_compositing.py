@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import signal
 
 import pytest
 from PIL import Image
 
+from orchestration.compositing import Compositor, CompositorBroken
 from orchestration.layers import BadLayer, Blend, Style, compose, probe
-from tests.layer_files import layer_png
+from tests.layer_files import layer_png, noisy_png
 
 
 def pixel(data: bytes) -> tuple[int, ...]:
@@ -57,3 +61,48 @@ def test_a_webp_layer_is_accepted() -> None:
     out = io.BytesIO()
     Image.new("RGBA", (4, 4), (1, 2, 3, 128)).save(out, "WEBP", lossless=True)
     assert probe(out.getvalue()).content_type == "image/webp"
+
+
+async def test_the_compositing_pool_gives_the_same_bytes_as_composing_in_process() -> None:
+    """Every blend and opacity, at a size that takes real work: the worker processes run the
+    same ``compose``, so a piece's image (and hash) does not depend on where it was made."""
+    size = 256
+    layers = [(noisy_png(size, 7), Style())] + [
+        (noisy_png(size, i, alpha=90 + 10 * i), Style(opacity=0.3 + 0.07 * i, blend=blend))
+        for i, blend in enumerate(Blend)
+    ]
+    compositor = Compositor(workers=2)
+    try:
+        pooled = await asyncio.gather(
+            *(compositor.compose(layers[: n + 1], (size, size)) for n in range(len(layers)))
+        )
+    finally:
+        compositor.shutdown()
+    for n, image in enumerate(pooled):
+        assert image == compose(layers[: n + 1], (size, size)), f"{n + 1} layers"
+    again = Compositor(workers=1)
+    try:
+        with pytest.raises(BadLayer, match="not 256x256"):
+            await again.compose([(RED, Style())], (size, size))
+    finally:
+        again.shutdown()
+
+
+async def test_a_compositing_process_killed_mid_image_fails_that_call_and_the_next_works() -> None:
+    size = 1024
+    layers = [(noisy_png(size, n), Style()) for n in range(3)]
+    compositor = Compositor(workers=1)
+    try:
+        await compositor.compose(layers[:1], (size, size))  # the worker is up
+        pool = compositor._pool
+        assert pool is not None
+        (pid,) = list(pool._processes)  # the worker, to kill it
+        busy = asyncio.ensure_future(compositor.compose(layers, (size, size)))
+        await asyncio.sleep(0.05)  # the job sent (killed before or while it runs: the same)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(CompositorBroken):
+            await busy
+        again = await compositor.compose(layers[:2], (size, size))
+        assert again == compose(layers[:2], (size, size)), "a fresh pool, the same bytes"
+    finally:
+        compositor.shutdown()

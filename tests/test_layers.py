@@ -100,6 +100,9 @@ async def test_fifty_layered_pieces_export_images_equal_to_an_independent_compos
         piece = by_id[item["pieceId"]]
         assert item["image"] == f"images/{item['number']:04d}.png"
         data = archive.read(item["image"])
+        stored = archive.getinfo(item["image"]).compress_type
+        assert stored == zipfile.ZIP_STORED, "a PNG goes in as it is, not deflated again"
+        assert archive.getinfo(item["metadata"]).compress_type == zipfile.ZIP_DEFLATED
         hashes.append(hashlib.sha256(data).hexdigest())
         assert hashes[-1] == item["contentHash"]
         image = Image.open(io.BytesIO(data))
