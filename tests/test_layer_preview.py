@@ -177,3 +177,33 @@ async def test_pieces_filter_by_every_named_trait(api: Api) -> None:
     assert listed(none) == []
     error = await api.error(FILTERED, {"c": cid, "traits": [{"category": "", "name": "x"}]})
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+DRY = """mutation($id: ID!, $input: UpdateCollectionInput!, $v: Int, $dry: Boolean!) {
+  updateCollection(id: $id, input: $input, expectedVersion: $v, dryRun: $dry) {
+    version traitTree { name } } }"""
+
+
+async def test_a_dry_run_update_answers_as_the_change_would_and_writes_nothing(api: Api) -> None:
+    created = await api.create_collection()
+    tree = [{"manual": {"name": "Hat", "traits": [{"name": "Cap", "weight": 2}]}}]
+    good = {"traitTree": tree, "template": {"input_prompt": "[[Hat]]"}}
+    before = await written(api)
+    variables = {"id": created["id"], "input": good, "v": 1, "dry": True}
+    answer = (await api.data(DRY, variables))["updateCollection"]
+    assert answer == {"version": 1, "traitTree": [{"name": "Hat"}]}
+    assert await written(api) == before
+    stored = await api.data("query($id: ID!) { collection(id: $id) { version } }", created)
+    assert stored["collection"]["version"] == 1, "nothing was written"
+    bad = {"traitTree": tree, "template": {"input_prompt": "[[Animal]]"}}
+    for dry in (True, False):
+        error = await api.error(DRY, {**variables, "input": bad, "dry": dry})
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        if dry:
+            dry_error = error
+    assert error["message"] == dry_error["message"], "the same refusal as the real change"
+    stale = await api.error(DRY, {**variables, "v": 7})
+    assert stale["extensions"]["code"] == "CONFLICT"
+    assert await written(api) == before
+    other = await api.error(DRY, variables, as_=STRANGER)
+    assert other["extensions"]["code"] == "NOT_FOUND"
