@@ -119,7 +119,7 @@ export function layersSection(collection) {
     const cats = plan.categories;
     const move = (i, by) => { const [c] = cats.splice(i, 1); cats.splice(i + by, 0, c); render(source); document.getElementById(`move-${by < 0 ? "up" : "down"}-${i + by}`)?.focus(); };
     const rows = cats.map((c, i) => {
-      const opacity = h("input", { type: "number", min: 0, max: 1, step: 0.05, value: c.opacity, name: `opacity-${i}`, "aria-label": `Opacity of ${c.name}`, onchange: (e) => { c.opacity = Number(e.target.value); } });
+      const opacity = h("input", { type: "number", min: 0, max: 1, step: 0.05, value: c.opacity, name: `opacity-${i}`, "aria-label": `Opacity of ${c.name}`, oninput: (e) => { c.opacity = Number(e.target.value); } });
       const blend = h("select", { name: `blend-${i}`, "aria-label": `Blend of ${c.name}`, onchange: (e) => { c.blend = e.target.value; } },
         BLENDS.map((b) => h("option", { value: b, selected: b === c.blend }, b.toLowerCase().replace("_", " "))));
       const include = h("input", { type: "checkbox", checked: c.include, "aria-label": `Import ${c.name}`, onchange: (e) => { c.include = e.target.checked; } });

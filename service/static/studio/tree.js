@@ -58,7 +58,8 @@ export async function treeView(view, id) {
 
   const markInvalid = (paths) => {
     for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-    for (const path of paths) for (const el of form.querySelectorAll("[data-path]")) if (path.startsWith(el.dataset.path) || el.dataset.path.startsWith(path)) el.setAttribute("aria-invalid", "true");
+    // The API names the field that breaks a rule (e.g. input.traitTree[1].traits[0].name).
+    for (const path of paths) for (const el of form.querySelectorAll("[data-path]")) if (path === el.dataset.path || path.endsWith(`.${el.dataset.path}`)) el.setAttribute("aria-invalid", "true");
   };
   const validate = async () => {
     const mine = ++checks;
@@ -88,9 +89,9 @@ export async function treeView(view, id) {
 
   const render = () => {
     const cats = model.categories.map((c, i) => {
-      const path = `input.traitTree[${i}]`;
+      const path = `traitTree[${i}]`;
       const head = h("div", { class: "row" },
-        input(c, "name", `Category ${i + 1} name`, `${path}.${c.kind}.name`, { maxlength: 50 }),
+        input(c, "name", `Category ${i + 1} name`, `${path}.name`, { maxlength: 50 }),
         h("p", { class: "hint" }, c.kind === "manual" ? "Manual: weighted traits" : "Generated: a numeric range"),
         h("div", { class: "actions" },
           h("button", { type: "button", class: "secondary", disabled: i === 0, "aria-label": `Move category ${c.name || i + 1} up`, onclick: structural(() => { model.categories.splice(i - 1, 0, ...model.categories.splice(i, 1)); }) }, "↑"),
@@ -103,7 +104,7 @@ export async function treeView(view, id) {
           h("table", { class: "traits-edit" }, h("caption", { class: "hint" }, `Traits of ${c.name || `category ${i + 1}`}`),
             h("thead", {}, h("tr", {}, ["Name", "Value (what [[Category]] becomes)", "Weight", "Share", ""].map((x) => h("th", { scope: "col" }, x)))),
             h("tbody", {}, c.traits.map((t, j) => {
-              const tp = `${path}.manual.traits[${j}]`;
+              const tp = `${path}.traits[${j}]`;
               const label = `${c.name || `category ${i + 1}`} trait ${j + 1}`;
               const cell = (key, what, props) => {
                 const el = h("input", { value: t[key] ?? "", "aria-label": `${label} ${what}`, "data-path": `${tp}.${key}`, ...props });
@@ -119,7 +120,7 @@ export async function treeView(view, id) {
             }))),
           h("button", { type: "button", class: "secondary", "aria-label": `Add a trait to ${c.name || `category ${i + 1}`}`, onclick: structural(() => { c.traits.push({ name: "", value: "", weight: 1 }); }) }, "Add trait"));
       } else {
-        const rp = `${path}.generated.range`;
+        const rp = `${path}.range`;
         body = h("div", { class: "row" },
           input(c.range, "start", "Start", `${rp}.start`, { type: "number" }),
           input(c.range, "end", "End", `${rp}.end`, { type: "number" }),
@@ -131,7 +132,7 @@ export async function treeView(view, id) {
       return h("fieldset", { class: "category", "data-category": i }, h("legend", {}, `${i + 1}. ${c.name || "(unnamed)"}`), head, body);
     });
     const rules = model.exclusions.map((x, k) => {
-      const rp = `input.rules.exclusions[${k}]`;
+      const rp = `exclusions[${k}]`;
       return h("div", { class: "row exclusion" },
         input(x, "category", `Rule ${k + 1}: category`, `${rp}.category`),
         input(x, "trait", "its trait", `${rp}.trait`),
@@ -148,7 +149,7 @@ export async function treeView(view, id) {
       rules,
       h("div", { class: "actions" },
         h("button", { type: "button", class: "secondary", id: "add-rule", onclick: structural(() => { model.exclusions.push({ category: "", trait: "", excludedCategory: "", excludes: "" }); }) }, "Add rule")),
-      input(model, "uniqueCombinations", "No two pieces share all their traits", "input.rules.uniqueCombinations", { type: "checkbox" }));
+      input(model, "uniqueCombinations", "No two pieces share all their traits", "uniqueCombinations", { type: "checkbox" }));
   };
 
   save.addEventListener("click", () => act(save, async () => {
