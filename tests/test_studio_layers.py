@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tests.test_example_layers import script
 from tests.test_studio import CHROMIUM_FLAGS, SCREENSHOTS, Studio, chromium, served
@@ -28,6 +28,7 @@ __all__ = ["chromium", "served"]  # the fixtures, shared with the main walk
 COUNT = 20
 COLLECTION = """query($id: ID!) { collection(id: $id) { version
   traitTree { name ... on ManualCategory { traits { name weight } } }
+  rules { exclusions { category trait excludedCategory excludes } }
   layers { width styles { category opacity blend } layers { category trait sha256 } } } }"""
 
 
@@ -136,7 +137,10 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
         "the layer for Hat/Crown is 32x32, but the collection's layers are 256x256"
     )
     crown = tmp_path / "crown.png"
-    Image.new("RGBA", (256, 256), (0, 0, 0, 0)).save(crown)
+    silver = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    points = [(84, 90), (84, 40), (106, 66), (128, 30), (150, 66), (172, 40), (172, 90)]
+    ImageDraw.Draw(silver).polygon(points, (200, 205, 215, 255))
+    silver.save(crown)
     page.get_by_label("Replace the layer of Hat Crown").set_input_files(str(crown))
     expect(page.locator("#error")).to_be_hidden()
     wanted = hashlib.sha256(crown.read_bytes()).hexdigest()
@@ -180,12 +184,26 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
     s.shot("tree-refused")
     page.get_by_label("Animal trait 2 name").fill("Owl")
     expect(page.locator("#tree-check")).to_contain_text("The API accepts this tree")
+    page.get_by_role("button", name="Add rule").click()
+    page.get_by_label("Rule 1: category").fill("Animal")
+    page.get_by_label("its trait").fill("Owl")
+    page.get_by_label("forbids in category").fill("Hat")
+    page.get_by_label("these traits (comma-separated)").fill("Crown, Nope")
+    expect(page.locator("#tree-check")).to_contain_text("'Hat' has no trait 'Nope'")
+    expect(page.get_by_label("these traits (comma-separated)")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    page.get_by_label("these traits (comma-separated)").fill("Crown")
+    expect(page.locator("#tree-check")).to_contain_text("The API accepts this tree")
     page.get_by_role("button", name="Save trait tree").click()
     expect(page.locator("#tree-check")).to_have_text(f"Saved: version {version + 1}.")
     saved = s.api(COLLECTION, id=cid)["collection"]
     assert saved["version"] == version + 1
     animal = next(c for c in saved["traitTree"] if c["name"] == "Animal")
     assert animal["traits"] == [{"name": "Cat", "weight": 5.0}, {"name": "Owl", "weight": 1.0}]
+    assert saved["rules"]["exclusions"] == [
+        {"category": "Animal", "trait": "Owl", "excludedCategory": "Hat", "excludes": ["Crown"]}
+    ]
     s.accessible("tree editor")
 
     # Cook, and follow its chart live: record every value the completed line shows.

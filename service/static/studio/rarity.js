@@ -27,6 +27,11 @@ export async function rarityView(view, id) {
       series: [{ name: "drawn share", cls: "drawn" }, { name: "expected share", cls: "expected" }],
       max: Math.min(1, max * 1.1),
     });
+    const approval = barChart({
+      title: `${category}: approval rate of each trait (accepted over reviewed)`,
+      rows: traits.map((t) => ({ label: t.name, values: [t.approvalRate] })),
+      series: [{ name: "approval rate", cls: "approval" }],
+    });
     const rows = traits.map((t) => h("tr", { "data-trait": `${t.category}/${t.name}` },
       h("th", { scope: "row" }, h("a", { href: `#/collections/${id}/gallery?${new URLSearchParams({ [t.category]: t.name })}` }, t.name)),
       h("td", { class: "drawn" }, String(t.drawn)),
@@ -35,7 +40,7 @@ export async function rarityView(view, id) {
       h("td", { class: "approval" }, `${pct(t.approvalRate)} (${t.accepted} accepted, ${t.rejected} rejected)`)));
     return h("section", { class: "card rarity", "aria-labelledby": `rarity-${i}`, "data-category": category },
       h("h2", { id: `rarity-${i}` }, category),
-      h("div", { class: "chart-box" }, chart),
+      h("div", { class: "chart-box charts" }, chart, approval),
       h("table", {}, h("caption", { class: "hint" }, `${category}: each trait (its link opens the pieces that drew it)`),
         h("thead", {}, h("tr", {}, ["Trait", "Drawn", "Drawn share", "Expected share", "Approval"].map((x) => h("th", { scope: "col" }, x)))),
         h("tbody", {}, rows)));
