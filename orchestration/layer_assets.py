@@ -27,6 +27,12 @@ from domain.principal import Principal
 from orchestration import clock
 from orchestration.collections import Collection, CollectionPatch, CollectionStore
 from orchestration.layer_import import ImportedLayers, OrderEntry, read_hashlips_zip
+from orchestration.layer_preview import (
+    MAX_DECODED_PIXELS,
+    PieceLayers,
+    compose_thumbnails,
+    decoded_pixels,
+)
 from orchestration.layers import BadLayer, Blend, Style, probe
 from orchestration.media import MediaStore
 from orchestration.scope import owned
@@ -122,6 +128,46 @@ class LayerStore:
     async def get(self, principal: Principal, collection_id: str) -> LayerSet | None:
         doc = await self._sets.find_one(owned(principal, {"_id": collection_id}))
         return None if doc is None else _from_doc(doc)
+
+    async def thumbnails(
+        self,
+        principal: Principal,
+        collection_id: str,
+        drawn: Sequence[Sequence[tuple[str, str]]],
+        side: int,
+    ) -> tuple[LayerSet, list[bytes | None]]:
+        """PNG thumbnails of pieces drawing these (category, trait) pairs, composed in memory
+        from the owner's layer set; nothing is written. Refused before decoding anything when
+        the layers to decode hold more than ``MAX_DECODED_PIXELS``."""
+        layer_set = await self.get(principal, collection_id)
+        if layer_set is None:
+            await self._collections.get(principal, collection_id)  # NOT_FOUND if not theirs
+            raise BadUserInput.at(
+                "collectionId", "the collection has no layers: import a HashLips project first"
+            )
+        pieces = [
+            PieceLayers(
+                tuple(
+                    (layer.sha256, layer_set.style(category))
+                    for category, trait in traits
+                    if (layer := layer_set.find(category, trait)) is not None
+                )
+            )
+            for traits in drawn
+        ]
+        pixels = decoded_pixels(pieces, layer_set.width, layer_set.height)
+        if pixels > MAX_DECODED_PIXELS:
+            raise BadUserInput.at(
+                "count",
+                f"these pieces need {pixels} layer pixels decoded, more than "
+                f"{MAX_DECODED_PIXELS}: preview fewer",
+            )
+        needed = sorted({sha for piece in pieces for sha, _ in piece.layers})
+        data = await asyncio.gather(*(self._media.read(sha) for sha in needed))
+        files = dict(zip(needed, data, strict=True))
+        size = (layer_set.width, layer_set.height)
+        images = await asyncio.to_thread(compose_thumbnails, pieces, files, size, side)
+        return layer_set, images
 
     async def import_zip(
         self,

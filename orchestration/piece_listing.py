@@ -33,6 +33,7 @@ class PieceQuery:
     statuses: tuple[PieceStatus, ...] = ()
     reviews: tuple[Review, ...] = ()
     excluded: bool | None = None
+    traits: tuple[tuple[str, str], ...] = ()  # (category, name): pieces that drew all of them
     order: PieceOrder = PieceOrder.INDEX
 
 
@@ -73,6 +74,10 @@ def listing(
         hint = f"{prefix}_by_index"
     if query.excluded is False and reviews is None:
         found["review"] = {"$ne": EXCLUDED}
+    if query.traits:  # a residual filter on the hinted index's walk
+        found["traits"] = {
+            "$all": [{"$elemMatch": {"category": c, "name": n}} for c, n in query.traits]
+        }
     direction = DESCENDING if query.order is PieceOrder.NEWEST else ASCENDING
     if after is not None:
         found["index"] = {"$lt" if direction == DESCENDING else "$gt": parse_index_cursor(after)}

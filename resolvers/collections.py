@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
+from domain.errors import Conflict
 from domain.ids import parse_entity_id
 from orchestration import collections as domain
 from orchestration.pagination import MAX_PAGE
@@ -73,12 +75,31 @@ async def update_collection(
         UpdateCollectionInput, strawberry.argument(description="The fields to change.")
     ],
     expected_version: Annotated[int | None, strawberry.argument(description=VERSION_RULE)] = None,
+    dry_run: Annotated[
+        bool,
+        strawberry.argument(
+            description="Only check: answer the collection as the change would make it (its "
+            "`version` unchanged), or the same error the change would get, writing nothing. "
+            "Editors validate with it as the artist types."
+        ),
+    ] = False,
 ) -> Collection:
     """Change a collection. The result is validated as a whole; invalid input changes nothing."""
     ctx = info.context
-    updated = await ctx.services.collections.update(
-        ctx.require_principal(), _id(id), input.to_domain(), expected_version
-    )
+    principal = ctx.require_principal()
+    patch = input.to_domain()
+    if dry_run:
+        current = await ctx.services.collections.get(principal, _id(id))
+        if expected_version is not None and current.version != expected_version:
+            raise Conflict(
+                f"the collection is at version {current.version}, not {expected_version}",
+                currentVersion=current.version,
+            )
+        await ctx.services.collections.check_patch(principal, current, patch)
+        return Collection.from_domain(
+            replace(current, spec=domain.apply_patch(current.spec, patch))
+        )
+    updated = await ctx.services.collections.update(principal, _id(id), patch, expected_version)
     return Collection.from_domain(updated)
 
 

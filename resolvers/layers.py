@@ -8,6 +8,7 @@ required as for any operation, so no browser form can send one across sites.
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Annotated, Any
 
@@ -16,11 +17,20 @@ from strawberry.file_uploads import Upload
 
 from domain.errors import BadUserInput, Problem
 from orchestration.layer_import import MAX_ZIP_BYTES
+from orchestration.layer_preview import (
+    MAX_PREVIEW_IMAGES,
+    MAX_THUMBNAIL,
+    MIN_THUMBNAIL,
+    thumbnail_size,
+)
 from orchestration.layers import MAX_LAYER_BYTES, MAX_LAYER_PIXELS
+from orchestration.policy import SEED_BOUND
 from orchestration.traits import MAX_CATEGORIES, MAX_NAME_LENGTH, MAX_TRAITS_PER_CATEGORY
 from resolvers.collections import ID_RULE, VERSION_RULE, _id
 from schema.context import Info
+from schema.cook_types import ChosenTrait
 from schema.layer_types import LayerOrderInput, LayerSet
+from schema.preview_types import LayerPreview, LayerPreviewPiece
 from schema.types import Collection
 
 LAYER_RULES = (
@@ -120,3 +130,53 @@ async def upload_layer(
         ctx.require_principal(), _id(collection_id), category, trait, data
     )
     return LayerSet.from_domain(found)
+
+
+async def preview_layers(
+    info: Info,
+    collection_id: Annotated[strawberry.ID, strawberry.argument(description=ID_RULE)],
+    count: Annotated[
+        int, strawberry.argument(description=f"1 to {MAX_PREVIEW_IMAGES} pieces.")
+    ] = 4,
+    seed: Annotated[
+        int | None,
+        strawberry.argument(description=f"0 to {SEED_BOUND}; drawn at random when omitted."),
+    ] = None,
+    size: Annotated[
+        int,
+        strawberry.argument(
+            description=f"The thumbnails' longer side, {MIN_THUMBNAIL} to {MAX_THUMBNAIL} pixels "
+            "(never larger than the layers)."
+        ),
+    ] = 128,
+) -> LayerPreview:
+    """Pictures before a cook: the pieces `previewPieces` draws with this seed, each composed
+    from the collection's layers as a thumbnail, in memory. Nothing is generated or stored.
+    Owner (or admin) only; at most 64 Mi layer pixels are decoded per request."""
+    problems = []
+    if not 1 <= count <= MAX_PREVIEW_IMAGES:
+        problems.append(Problem("count", f"must be between 1 and {MAX_PREVIEW_IMAGES}"))
+    if not MIN_THUMBNAIL <= size <= MAX_THUMBNAIL:
+        problems.append(Problem("size", f"must be between {MIN_THUMBNAIL} and {MAX_THUMBNAIL}"))
+    if problems:
+        raise BadUserInput(problems)
+    ctx = info.context
+    principal = ctx.require_principal()
+    cid = _id(collection_id)
+    used, draws = await ctx.services.orchestrator.preview(principal, cid, count, seed)
+    drawn = [[(t.category, t.name) for t in d.traits] for d in draws]
+    layer_set, images = await ctx.services.layers.thumbnails(principal, cid, drawn, size)
+    width, height = thumbnail_size(layer_set.width, layer_set.height, size)
+    return LayerPreview(
+        seed=used,
+        width=width,
+        height=height,
+        pieces=[
+            LayerPreviewPiece(
+                index=d.index,
+                traits=[ChosenTrait.from_domain(t) for t in d.traits],
+                image=None if image is None else base64.b64encode(image).decode(),
+            )
+            for d, image in zip(draws, images, strict=True)
+        ],
+    )

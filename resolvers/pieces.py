@@ -6,12 +6,13 @@ from typing import Annotated
 
 import strawberry
 
-from domain.errors import NotFound
+from domain.errors import BadUserInput, NotFound, Problem
 from domain.ids import parse_entity_id
 from orchestration import cooks as cook_domain
 from orchestration import pieces as piece_domain
 from orchestration.orchestrator import MAX_REVIEW_DECISIONS
 from orchestration.pagination import MAX_PAGE
+from orchestration.traits import MAX_CATEGORIES, MAX_NAME_LENGTH
 from resolvers.cooks import COLLECTION_ID, _collection_id
 from schema.context import Info
 from schema.cook_types import Piece, PieceConnection, PieceStatus, ReviewOutcome
@@ -28,6 +29,12 @@ def _piece_id(value: strawberry.ID, path: str = "id") -> str:
     return parse_entity_id(str(value), piece_domain.ID_PREFIX, path)
 
 
+@strawberry.input(description="A drawn trait, by its category's name and its name.")
+class TraitFilterInput:
+    category: str = strawberry.field(description=f"1-{MAX_NAME_LENGTH} characters.")
+    name: str = strawberry.field(description=f"1-{MAX_NAME_LENGTH} characters.")
+
+
 @strawberry.input(description="Which pieces to list; omitted fields do not filter.")
 class PieceFilterInput:
     status: list[PieceStatus] | None = strawberry.field(  # type: ignore[valid-type]
@@ -39,6 +46,26 @@ class PieceFilterInput:
     excluded: bool | None = strawberry.field(
         default=None, description="true: only excluded pieces; false: none of them."
     )
+    traits: list[TraitFilterInput] | None = strawberry.field(
+        default=None,
+        description=f"Only pieces that drew every one of these traits (at most {MAX_CATEGORIES}).",
+    )
+
+
+def _trait_filter(traits: list[TraitFilterInput] | None) -> tuple[tuple[str, str], ...]:
+    if not traits:
+        return ()
+    if len(traits) > MAX_CATEGORIES:
+        raise BadUserInput.at("filter.traits", f"names at most {MAX_CATEGORIES} traits")
+    problems = [
+        Problem(f"filter.traits[{i}].{key}", f"is 1 to {MAX_NAME_LENGTH} characters")
+        for i, t in enumerate(traits)
+        for key, value in (("category", t.category), ("name", t.name))
+        if not 1 <= len(value) <= MAX_NAME_LENGTH
+    ]
+    if problems:
+        raise BadUserInput(problems)
+    return tuple((t.category, t.name) for t in traits)
 
 
 async def piece(
@@ -86,6 +113,7 @@ async def pieces(
         statuses=tuple(piece_domain.PieceStatus(s) for s in f.status or ()),
         reviews=tuple(piece_domain.Review(r) for r in f.review or ()),
         excluded=f.excluded,
+        traits=_trait_filter(f.traits),
         order=piece_domain.PieceOrder(order),
     )
     page = await ctx.services.pieces.find_page(principal, query, first, after)

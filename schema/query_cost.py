@@ -69,6 +69,9 @@ LIST_SIZES: dict[str, int | str] = {
     "ManualCategory.traits": MAX_TRAITS_PER_CATEGORY,
     "Piece.traits": MAX_CATEGORIES,
     "PiecePreview.traits": MAX_CATEGORIES,
+    "Query.previewLayers": "count",
+    "LayerPreview.pieces": 1,  # already counted by previewLayers' count
+    "LayerPreviewPiece.traits": MAX_CATEGORIES,
     "Mutation.setPiecesExcluded": "pieceIds",
     "Piece.outputs": MAX_OUTPUTS + 1,  # its images, and its text
     "Piece.attempts": MAX_ATTEMPTS,

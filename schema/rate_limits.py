@@ -25,6 +25,7 @@ OPERATION_LIMITS: dict[str, str] = {
     "startCook": "20/minute",
     "reviewPieces": "60/minute",
     "previewPieces": "120/minute",
+    "previewLayers": "30/minute",
     "importTraitTree": "30/minute",
     "importLayers": "10/minute",
     "uploadLayer": "120/minute",

@@ -24,6 +24,7 @@ from schema.errors import CodedErrors, log_unexpected
 from schema.export_types import CollectionAnalytics, Export, ExportConnection
 from schema.guards import guard_extensions
 from schema.layer_types import LayerSet
+from schema.preview_types import LayerPreview
 from schema.query_cost import QueryLimits
 from schema.rate_limits import OperationLimiter
 from schema.scalars import JSON_SCALAR
@@ -70,6 +71,7 @@ class Query:
     collection: Collection = _query(col.collection)
     collections: CollectionConnection = _query(col.collections)
     preview_pieces: Preview = _query(ck.preview_pieces)
+    preview_layers: LayerPreview = _query(ly.preview_layers)
     cook: Cook = _query(ck.cook)
     cooks: CookConnection = _query(ck.cooks)
     spell: Spell = _query(sp.spell)

@@ -63,7 +63,7 @@ class Target:
 
     collection: str  # with a running cook
     cook: str  # running, one piece in flight for seconds
-    spare: str  # a collection with no cook
+    spare: str  # a collection with no cook, and one layer (for previewLayers)
     piece: str  # a completed, accepted piece
     done: str  # its collection, with a completed export
     export: str  # that export
@@ -85,6 +85,14 @@ async def make_target(api: Api) -> Target:
         extra="events(first: 500) { seq }",
     )
     spare = await api.create_collection(as_=OWNER)
+    layer = await upload(
+        api,
+        'mutation($c: ID!, $file: Upload!) { uploadLayer(collectionId: $c, category: "Animal", '
+        'trait: "Cat", file: $file) { width } }',
+        {"c": spare["id"]},
+        {"file": ("cat.png", PIXEL, "image/png")},
+    )
+    assert "errors" not in layer, layer
     done = await api.create_collection(as_=OWNER)
     finished = await wait_for_cook(
         api,
@@ -152,6 +160,12 @@ OPERATIONS = [
     Operation(
         "previewPieces",
         "query($id: ID!) { previewPieces(collectionId: $id, count: 3) { seed } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "previewLayers",
+        "query($spare: ID!) { previewLayers(collectionId: $spare, count: 2, size: 16) { seed } }",
         False,
         OWNED,
     ),

@@ -150,3 +150,29 @@ export function subscribe(query, { variablesAt, seqOf, next, error, complete, st
     get lastSeq() { return lastSeq; },
   };
 }
+
+/**
+ * Run one GraphQL operation as a multipart request (the `Upload` scalar): `files` maps a
+ * variable name to a File or Blob (sent in place of that variable's null).
+ */
+export async function gqlUpload(query, variables, files) {
+  const names = Object.keys(files);
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query, variables: { ...variables, ...Object.fromEntries(names.map((n) => [n, null])) } }));
+  form.append("map", JSON.stringify(Object.fromEntries(names.map((n, i) => [String(i), [`variables.${n}`]]))));
+  names.forEach((n, i) => form.append(String(i), files[n], files[n].name || n));
+  let response;
+  try {
+    response = await fetch("/graphql", { method: "POST", headers: { Accept: "application/json", ...authorization() }, body: form });
+  } catch (error) {
+    throw new ApiError(`Cook cannot be reached (${error.message})`, "NETWORK");
+  }
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ApiError(`HTTP ${response.status} ${response.statusText}: not a GraphQL answer`, `HTTP_${response.status}`);
+  }
+  if (body.errors && body.errors.length) throw fromErrors(body.errors);
+  return body.data;
+}

@@ -3,6 +3,9 @@
 //   #/collections/<id>      one collection: preview, start a cook, its cooks and exports
 //   #/cooks/<id>            a cook's live progress, with pause, resume and cancel
 //   #/cooks/<id>/review     a gallery of the cook's pieces, reviewed with the keyboard
+//   #/collections/<id>/tree     the trait tree editor (validated live, saved with its version)
+//   #/collections/<id>/rarity   each category's drawn against expected shares, approval rates
+//   #/collections/<id>/gallery?<Category>=<Trait>  every cook's pieces, filtered by trait
 import { ApiError, gql, session } from "./api.js";
 import { h, replace } from "./dom.js";
 import { clearError, leave, navigate, showError } from "./ui.js";
@@ -10,6 +13,8 @@ import { signInView } from "./signin.js";
 import { collectionsView, collectionView } from "./collections.js";
 import { cookView } from "./cook.js";
 import { reviewView } from "./review.js";
+import { treeView } from "./tree.js";
+import { rarityView } from "./rarity.js";
 
 const main = document.getElementById("main");
 const who = document.getElementById("who");
@@ -29,8 +34,9 @@ async function showWho() {
 async function route() {
   leave();
   clearError();
-  const path = location.hash.replace(/^#/, "") || "/";
+  const [path, search = ""] = (location.hash.replace(/^#/, "") || "/").split("?");
   const parts = path.split("/").filter(Boolean);
+  const params = Object.fromEntries(new URLSearchParams(search));
   const view = h("div", {});
   replace(main, view);
   try {
@@ -41,8 +47,11 @@ async function route() {
     }
     await showWho();
     if (parts.length === 0) await collectionsView(view);
+    else if (parts[0] === "collections" && parts[1] && parts[2] === "tree") await treeView(view, parts[1]);
+    else if (parts[0] === "collections" && parts[1] && parts[2] === "rarity") await rarityView(view, parts[1]);
+    else if (parts[0] === "collections" && parts[1] && parts[2] === "gallery") await reviewView(view, { collectionId: parts[1], traits: params });
     else if (parts[0] === "collections" && parts[1]) await collectionView(view, parts[1]);
-    else if (parts[0] === "cooks" && parts[1] && parts[2] === "review") await reviewView(view, parts[1]);
+    else if (parts[0] === "cooks" && parts[1] && parts[2] === "review") await reviewView(view, { cookId: parts[1], traits: params });
     else if (parts[0] === "cooks" && parts[1]) await cookView(view, parts[1]);
     else replace(view, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the collections")));
   } catch (error) {

@@ -1,7 +1,8 @@
 import { ApiError, gql } from "./api.js";
 import { field, h, replace, table } from "./dom.js";
-import { act, navigate, statusText } from "./ui.js";
+import { act, navigate, onLeave, statusText } from "./ui.js";
 import { exportsSection } from "./exports.js";
+import { layersSection } from "./layers.js";
 
 const EXAMPLE_TREE = {
   categories: [
@@ -45,10 +46,11 @@ export async function collectionsView(view) {
     createForm(data.tools));
 }
 
-/** Where a new collection's trait tree comes from. A layers ZIP import joins this list once the
- * API can import layers; each source fills the same createCollection input. */
+/** Where a new collection's trait tree comes from: a file here, or (once it exists) a HashLips
+ * project imported on the collection's page, or the tree editor there. */
 const TREE_SOURCES = [
   { id: "file", label: "Trait tree file (JSON)" },
+  { id: "layers", label: "HashLips layers (on the next page)" },
 ];
 
 function createForm(tools) {
@@ -73,6 +75,15 @@ function createForm(tools) {
     if (file) treeFile.value = await file.text();
   });
   const template = h("textarea", { name: "template", rows: 5 }, pretty(EXAMPLE_TEMPLATE));
+  source.addEventListener("change", () => {
+    const layers = source.value === "layers";
+    treeFile.disabled = upload.disabled = layers;
+    if (layers) {
+      tool.value = tools.some((t) => t.id === "layers") ? "layers" : tool.value;
+      showInputs();
+      template.value = pretty({ name: "#[[id]]" });
+    }
+  });
   const submit = h("button", { type: "submit" }, "Create collection");
   const form = h("form", {
     id: "create-collection",
@@ -82,9 +93,11 @@ function createForm(tools) {
         const input = {
           name: name.value, totalSupply: Number(supply.value), description: description.value,
           generator: { toolId: tool.value },
-          traitTreeFile: parseJson(treeFile.value, "The trait tree file"),
           template: parseJson(template.value, "The template"),
         };
+        // From layers: only a numbered range now; the import on the next page adds the rest.
+        if (source.value === "layers") input.traitTree = [{ generated: { name: "id", range: { start: 1, end: Math.max(1, input.totalSupply), uniqueAcrossCook: true } } }];
+        else input.traitTreeFile = parseJson(treeFile.value, "The trait tree file");
         const { createCollection } = await gql(`mutation Create($input: CreateCollectionInput!) {
           createCollection(input: $input) { id } }`, { input });
         navigate(`#/collections/${createCollection.id}`);
@@ -105,6 +118,7 @@ const COLLECTION = `query Collection($id: ID!) {
   collection(id: $id) {
     id name description totalSupply version generator { kind id } template
     traitTree { name ... on ManualCategory { traits { name weight } } ... on GeneratedCategory { range { start end size } } }
+    layers { width height styles { category opacity blend } layers { category trait sha256 size } }
   }
   cooks(collectionId: $id, first: 20) {
     edges { node { id status count seed createdAt numbers { completed rejected failed costUsd } } }
@@ -123,8 +137,12 @@ export async function collectionView(view, id) {
       h("p", {}, `Supply ${collection.totalSupply} · generator ${collection.generator.kind.toLowerCase()} `, h("code", {}, collection.generator.id), ` · version ${collection.version}`),
       collection.description ? h("p", {}, collection.description) : null,
       table("Trait tree, in draw order", ["Category", "Traits or range"], tree),
-      h("h3", {}, "Template"), h("pre", {}, pretty(collection.template))),
-    previewSection(id),
+      h("h3", {}, "Template"), h("pre", {}, pretty(collection.template)),
+      h("p", { class: "actions" }, h("a", { href: `#/collections/${id}/tree`, id: "edit-tree" }, "Edit the trait tree"),
+        h("a", { href: `#/collections/${id}/rarity`, id: "rarity-link" }, "Rarity"),
+        h("a", { href: `#/collections/${id}/gallery`, id: "gallery-link" }, "All pieces"))),
+    layersSection(collection),
+    previewSection(id, Boolean(collection.layers)),
     startSection(id),
     h("section", { class: "card", "aria-labelledby": "cooks-heading" },
       h("h2", { id: "cooks-heading" }, "Cooks"),
@@ -137,26 +155,51 @@ export async function collectionView(view, id) {
     await exportsSection(id));
 }
 
-function previewSection(collectionId) {
-  const count = h("input", { name: "previewCount", type: "number", min: 1, max: 100, value: 5 });
+const PICTURES_MAX = 12; // previewLayers' bound
+
+/** base64 PNG -> a blob: URL (the CSP allows blob: images, not data:). */
+function pngUrl(base64) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  return URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+}
+
+function previewSection(collectionId, pictures) {
+  const count = h("input", { name: "previewCount", type: "number", min: 1, max: 100, value: pictures ? 6 : 5 });
   const seed = h("input", { name: "previewSeed", type: "number", min: 0, max: 2147483647, placeholder: "random" });
   const out = h("div", { id: "preview", "aria-live": "polite" });
   const button = h("button", { type: "submit" }, "Preview");
+  const urls = [];
+  onLeave(() => urls.splice(0).forEach((u) => URL.revokeObjectURL(u)));
   const form = h("form", {
     onsubmit: (event) => {
       event.preventDefault();
       act(button, async () => {
+        const variables = { id: collectionId, count: Number(count.value), seed: seed.value === "" ? null : Number(seed.value) };
         const { previewPieces } = await gql(`query Preview($id: ID!, $count: Int!, $seed: Int) {
-          previewPieces(collectionId: $id, count: $count, seed: $seed) { seed pieces { index traits { category name } params } } }`,
-        { id: collectionId, count: Number(count.value), seed: seed.value === "" ? null : Number(seed.value) });
+          previewPieces(collectionId: $id, count: $count, seed: $seed) { seed pieces { index traits { category name } params } } }`, variables);
+        let images = new Map();
+        if (pictures) {
+          const { previewLayers } = await gql(`query PreviewLayers($id: ID!, $count: Int!, $seed: Int) {
+            previewLayers(collectionId: $id, count: $count, seed: $seed, size: 128) { pieces { index image } } }`,
+          { ...variables, count: Math.min(PICTURES_MAX, variables.count), seed: previewPieces.seed });
+          urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
+          images = new Map(previewLayers.pieces.filter((p) => p.image).map((p) => { const u = pngUrl(p.image); urls.push(u); return [p.index, u]; }));
+        }
+        const headers = pictures ? ["Index", "Picture", "Traits", "Parameters"] : ["Index", "Traits", "Parameters"];
         replace(out, h("p", {}, "With seed ", h("strong", { id: "preview-seed" }, String(previewPieces.seed)), " the next cook would draw:"),
-          table("Previewed pieces (nothing is stored)", ["Index", "Traits", "Parameters"], previewPieces.pieces.map((p) => [
-            String(p.index), p.traits.map((t) => `${t.category}: ${t.name}`).join(", "), h("pre", {}, JSON.stringify(p.params))])));
+          table("Previewed pieces (nothing is stored)", headers, previewPieces.pieces.map((p) => {
+            const traits = p.traits.map((t) => `${t.category}: ${t.name}`).join(", ");
+            const cells = [String(p.index), traits, h("pre", {}, JSON.stringify(p.params))];
+            if (pictures) cells.splice(1, 0, images.has(p.index) ? h("img", { src: images.get(p.index), class: "preview-picture", width: 128, height: 128, alt: `Piece ${p.index}: ${traits}` }) : `(pictures for the first ${PICTURES_MAX})`);
+            return cells;
+          })));
       });
     },
   }, h("div", { class: "row" }, field("Pieces", count), field("Seed", seed), h("div", {}, button)));
   return h("section", { class: "card", "aria-labelledby": "preview-heading" }, h("h2", { id: "preview-heading" }, "Preview"),
-    h("p", { class: "hint" }, "Draw what the next cook would make with a seed, without generating or storing anything."), form, out);
+    h("p", { class: "hint" }, pictures
+      ? `Draw what the next cook would make with a seed, and see the first ${PICTURES_MAX} composed from the layers, without generating or storing anything.`
+      : "Draw what the next cook would make with a seed, without generating or storing anything."), form, out);
 }
 
 function startSection(collectionId) {

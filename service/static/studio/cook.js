@@ -1,6 +1,7 @@
 import { gql, subscribe } from "./api.js";
 import { h, replace } from "./dom.js";
 import { act, onLeave, showError, statusText } from "./ui.js";
+import { lineChart } from "./charts.js";
 
 const NUMBERS = "inFlight retrying completed accepted rejected pendingReview failed cancelled live costUsd";
 const COOK = `query Cook($id: ID!) { cook(id: $id) {
@@ -10,6 +11,29 @@ const PROGRESS = `subscription Progress($cookId: ID!, $afterSeq: Int) {
     seq status count maxConcurrent numbers { ${NUMBERS} }
     event { seq type at index attempt detail } } }`;
 const ENDED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+const EVENTS = `query CookEvents($id: ID!, $after: Int!) { cook(id: $id) { events(afterSeq: $after, first: 500) { seq type at } } }`;
+const LOG_PAGES = 40; // at most 20,000 events read back for the chart
+const SERIES = [
+  { key: "completed", name: "completed", cls: "s-completed" },
+  { key: "failed", name: "failed", cls: "s-failed" },
+  { key: "inFlight", name: "in flight", cls: "s-inflight" },
+];
+
+/** The chart's points from the event log: each event moves the counts it names. */
+export function pointsFromEvents(events, startedAt) {
+  const n = { completed: 0, failed: 0, inFlight: 0 };
+  const points = [{ t: new Date(startedAt).getTime(), values: { ...n } }];
+  for (const e of events) {
+    if (e.type === "PIECE_SUBMITTED") n.inFlight += 1;
+    else if (e.type === "PIECE_COMPLETED") { n.completed += 1; n.inFlight = Math.max(0, n.inFlight - 1); }
+    else if (e.type === "PIECE_FAILED") { n.failed += 1; n.inFlight = Math.max(0, n.inFlight - 1); }
+    else if (e.type === "PIECE_RETRYING") n.inFlight = Math.max(0, n.inFlight - 1);
+    else if (e.type === "COOK_CANCELLED" || e.type === "COOK_COMPLETED" || e.type === "COOK_FAILED") n.inFlight = 0;
+    else continue;
+    points.push({ t: new Date(e.at).getTime(), values: { ...n } });
+  }
+  return points;
+}
 
 /** Pieces made per second over the cook's life (its end, or now): finite for a finished cook. */
 export function rate(made, createdAt, endedAt) {
@@ -38,6 +62,33 @@ export async function cookView(view, id) {
   const resumed = h("span", { id: "resumed", class: "hint" });
   let resumes = 0;
   const reconnect = h("button", { type: "button", id: "reconnect", class: "secondary" }, "Reconnect");
+
+  // The chart: the event log read back first (the cook's past), then each live message.
+  const chartBox = h("div", { id: "cook-chart", class: "chart-box" });
+  let points = [];
+  let logSeq = 0; // events up to here came from the log
+  let drawTimer = null;
+  const draw = () => {
+    drawTimer = null;
+    replace(chartBox, lineChart({ title: "Pieces completed, failed and in flight over the cook's life", points, series: SERIES }));
+  };
+  const redraw = () => { if (!drawTimer) drawTimer = setTimeout(draw, 200); };
+  const readLog = async () => {
+    const events = [];
+    for (let page = 0; page < LOG_PAGES; page++) {
+      const { cook: c } = await gql(EVENTS, { id, after: logSeq });
+      events.push(...c.events);
+      if (c.events.length) logSeq = c.events[c.events.length - 1].seq;
+      if (c.events.length < 500) break;
+    }
+    const live = points;
+    points = [...pointsFromEvents(events, cook.createdAt), ...live.filter((p) => p.seq > logSeq)];
+    document.getElementById("chart-source").textContent = ENDED.has(current.status)
+      ? `From the event log: ${events.length} events.`
+      : `From the event log (${events.length} events), then live from cookProgress.`;
+    draw();
+  };
+  onLeave(() => clearTimeout(drawTimer));
 
   let current = cook;
   const show = (p) => {
@@ -84,6 +135,10 @@ export async function cookView(view, id) {
       h("dl", { class: "numbers" }, number("done", "Done"), number("inFlight", "In flight"), number("retrying", "Retrying"),
         number("failed", "Failed"), number("rejected", "Rejected"), number("costUsd", "Cost"), number("rate", "Rate")),
       h("div", { class: "actions" }, pause, resume, cancel, h("a", { href: `#/cooks/${id}/review`, id: "review-link" }, "Review pieces →"))),
+    h("section", { class: "card", "aria-labelledby": "chart-heading" },
+      h("h2", { id: "chart-heading" }, "Over time"),
+      h("p", { class: "hint", id: "chart-source" }),
+      chartBox),
     h("section", { class: "card", "aria-labelledby": "events-heading" },
       h("h2", { id: "events-heading" }, "Events"),
       h("p", {}, "Live connection: ", link, " ", reconnect, " ", resumed),
@@ -101,6 +156,10 @@ export async function cookView(view, id) {
         events.append(h("li", { value: e.seq, "data-seq": e.seq }, `${e.type.toLowerCase()}${e.index === null ? "" : ` piece ${e.index}`}${e.detail ? `: ${e.detail}` : ""}`));
         events.scrollTop = events.scrollHeight;
       }
+      if (p.event && p.event.seq > logSeq) {
+        points.push({ seq: p.event.seq, t: new Date(p.event.at).getTime(), values: { completed: p.numbers.completed, failed: p.numbers.failed, inFlight: p.numbers.inFlight } });
+        redraw();
+      }
       if (ENDED.has(p.status) && !endedAt) {
         try { endedAt = (await gql(COOK, { id })).cook.endedAt; } catch (error) { showError(error); }
       }
@@ -114,6 +173,7 @@ export async function cookView(view, id) {
     },
   });
   reconnect.addEventListener("click", () => feed.drop());
+  readLog().catch(showError);
   const ticker = setInterval(() => {
     if (!ENDED.has(current.status)) numbers.rate.textContent = rate(current.numbers.completed, cook.createdAt, null);
   }, 1000);

@@ -12,8 +12,18 @@ const PIECES = `query Pieces($collectionId: ID!, $cookId: ID, $filter: PieceFilt
     pageInfo { hasNextPage endCursor } } }`;
 const REVIEW = `mutation Review($decisions: [ReviewDecisionInput!]!) { reviewPieces(decisions: $decisions) { id review } }`;
 
-export async function reviewView(view, cookId) {
-  const { cook } = await gql(`query ReviewCook($id: ID!) { cook(id: $id) { id collectionId status count } }`, { id: cookId });
+/** A cook's pieces (`cookId`), or a whole collection's (`collectionId`), filtered by trait
+ * (`traits`: {category: name}, from the URL: #/collections/<id>/gallery?Hat=Cap). */
+export async function reviewView(view, { cookId = null, collectionId = null, traits = {} } = {}) {
+  const cook = cookId
+    ? (await gql(`query ReviewCook($id: ID!) { cook(id: $id) { id collectionId status count } }`, { id: cookId })).cook
+    : { collectionId };
+  const { collection } = await gql(`query ReviewTree($id: ID!) { collection(id: $id) { name traitTree { name ... on ManualCategory { traits { name } } } } }`, { id: cook.collectionId });
+  const traitFilters = collection.traitTree.filter((c) => c.traits).map((c) => {
+    const select = h("select", { name: `trait-${c.name}`, "data-category": c.name },
+      h("option", { value: "" }, "any"), c.traits.map((t) => h("option", { value: t.name, selected: traits[c.name] === t.name }, t.name)));
+    return select;
+  });
   const statusFilter = h("select", { name: "status" }, ["", "COMPLETED", "RUNNING", "RETRYING", "FAILED", "CANCELLED"].map((s) => h("option", { value: s }, s ? s.toLowerCase() : "any status")));
   const reviewFilter = h("select", { name: "review" }, ["", "PENDING", "ACCEPTED", "REJECTED"].map((s) => h("option", { value: s }, s ? s.toLowerCase() : "any review")));
   const pageSize = h("select", { name: "pageSize" }, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === 24 }, String(n))));
@@ -123,6 +133,8 @@ export async function reviewView(view, cookId) {
     const filter = {};
     if (statusFilter.value) filter.status = [statusFilter.value];
     if (reviewFilter.value) filter.review = [reviewFilter.value];
+    const chosen = traitFilters.filter((f) => f.value).map((f) => ({ category: f.dataset.category, name: f.value }));
+    if (chosen.length) filter.traits = chosen;
     const { pieces: found } = await gql(PIECES, { collectionId: cook.collectionId, cookId, filter, first: Number(pageSize.value), after: cursors[page] });
     if (mine !== loads) return;
     for (const url of blobUrls.splice(0)) URL.revokeObjectURL(url);
@@ -142,6 +154,7 @@ export async function reviewView(view, cookId) {
   statusFilter.addEventListener("change", () => { cursors = [null]; page = 0; reload(); });
   reviewFilter.addEventListener("change", () => { cursors = [null]; page = 0; reload(); });
   pageSize.addEventListener("change", () => { cursors = [null]; page = 0; reload(); });
+  for (const f of traitFilters) f.addEventListener("change", () => { cursors = [null]; page = 0; reload(); });
   const turn = (by) => { previousPage.disabled = nextPage.disabled = true; page += by; reload(); };
   previousPage.addEventListener("click", () => turn(-1));
   nextPage.addEventListener("click", () => turn(1));
@@ -167,12 +180,13 @@ export async function reviewView(view, cookId) {
   });
 
   replace(view,
-    h("p", {}, h("a", { href: `#/cooks/${cookId}` }, "← Cook")),
-    h("h1", {}, "Review"),
+    h("p", {}, cookId ? h("a", { href: `#/cooks/${cookId}` }, "← Cook") : h("a", { href: `#/collections/${cook.collectionId}` }, "← Collection")),
+    h("h1", {}, cookId ? "Review" : `Pieces of ${collection.name}`),
     h("section", { class: "card", "aria-labelledby": "filters-heading" },
-      h("h2", { id: "filters-heading" }, "Pieces of cook ", h("code", {}, cookId)),
+      h("h2", { id: "filters-heading" }, ...(cookId ? ["Pieces of cook ", h("code", {}, cookId)] : ["Every cook's pieces"])),
       h("div", { class: "row" }, field("Status", statusFilter), field("Review", reviewFilter), field("Per page", pageSize),
         h("div", { class: "pager" }, previousPage, pageLabel, nextPage)),
+      traitFilters.length ? h("div", { class: "row", id: "trait-filters" }, traitFilters.map((f) => field(f.dataset.category, f))) : null,
       h("p", { class: "keys" }, h("kbd", {}, "A"), " accept, ", h("kbd", {}, "R"), " reject, ", h("kbd", {}, "→"), " / ", h("kbd", {}, "J"), " next, ",
         h("kbd", {}, "←"), " / ", h("kbd", {}, "K"), ` previous. Decisions are saved in batches of ${BATCH} (or after a pause) through reviewPieces.`),
       h("div", { class: "actions" }, accept, reject, saveNow), queueLabel),
