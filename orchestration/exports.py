@@ -18,6 +18,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -44,6 +45,7 @@ from orchestration.export_archive import (
     numbered,
 )
 from orchestration.media import MediaStore, Upload
+from orchestration.notifications import marker
 from orchestration.pagination import Page, newest_first
 from orchestration.pieces import PieceStore
 from orchestration.policy import SEED_BOUND
@@ -113,6 +115,7 @@ class Exporter:
         self._lease = timedelta(seconds=lease_seconds)
         self._tick_seconds = tick_seconds
         self._background = Background(log)
+        self.on_end: Callable[[], None] = lambda: None  # the notifier's kick (Services sets it)
 
     @staticmethod
     def indexes() -> list[IndexModel]:
@@ -220,7 +223,7 @@ class Exporter:
 
     async def _give_up_on_crashed(self) -> None:
         at = clock.now()
-        await self._jobs.update_many(
+        gave_up = await self._jobs.update_many(
             {
                 "status": ExportStatus.RUNNING.value,
                 "leaseExpiresAt": {"$lt": at},
@@ -232,10 +235,13 @@ class Exporter:
                     "error": f"the export stopped {MAX_EXPORT_ATTEMPTS} times without finishing",
                     "finishedAt": at,
                     "updatedAt": at,
+                    **marker.ended("export.failed")["$set"],
                 },
                 "$unset": {"activeKey": "", "leaseOwner": "", "leaseExpiresAt": ""},
             },
         )
+        if gave_up.modified_count:
+            self.on_end()
 
     async def _claim(self) -> tuple[Export, str] | None:
         at = clock.now()
@@ -352,11 +358,18 @@ class Exporter:
         self, export_id: str, token: str, status: ExportStatus, fields: Document
     ) -> None:
         at = clock.now()
-        await self._held(
+        notify = marker.ended(f"export.{status.value}")["$set"]  # in the same update
+        if await self._held(
             export_id,
             token,
             {
-                "$set": {"status": status.value, "finishedAt": at, "updatedAt": at, **fields},
+                "$set": {
+                    "status": status.value,
+                    "finishedAt": at,
+                    "updatedAt": at,
+                    **fields,
+                    **notify,
+                },
                 "$unset": {
                     "activeKey": "",
                     "leaseOwner": "",
@@ -364,7 +377,8 @@ class Exporter:
                     "uploadId": "",
                 },
             },
-        )
+        ):
+            self.on_end()
 
     async def running_uploads(self) -> set[str]:
         """Uploads that running exports are writing (the collector spares their chunks)."""

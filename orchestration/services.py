@@ -16,6 +16,8 @@ from orchestration.layer_assets import LayerStore
 from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
 from orchestration.layer_tool import layers_tool
 from orchestration.media import MediaStore
+from orchestration.notifications.config import NotificationConfig
+from orchestration.notifications.notifier import Notifier
 from orchestration.orchestrator import Generators, Orchestrator
 from orchestration.pieces import PieceStore
 from orchestration.policy import CookPolicy
@@ -40,6 +42,7 @@ class Services:
     media: MediaStore
     exports: Exporter
     layers: LayerStore
+    notifier: Notifier  # outbound webhooks (orchestration/notifications/)
 
     @classmethod
     def from_database(
@@ -50,6 +53,7 @@ class Services:
         toolbox: Toolbox,
         media: MediaStore,
         progress_poll_seconds: float = 0.25,
+        notifications: NotificationConfig | None = None,
     ) -> Services:
         if LAYERS_TOOL_ID not in toolbox:  # built in, but it needs the database and media
             toolbox = Toolbox([*toolbox.all(), layers_tool(db, media)])
@@ -72,6 +76,8 @@ class Services:
             policy.tick_seconds,
             media,
         )
+        notifier = Notifier(db, pieces, notifications or NotificationConfig())
+        cooks.on_end = exports.on_end = notifier.kick
         return cls(
             collections,
             cooks,
@@ -85,6 +91,7 @@ class Services:
             media,
             exports,
             LayerStore(db, collections, media),
+            notifier,
         )
 
     async def ensure_indexes(self) -> None:
@@ -98,3 +105,4 @@ class Services:
         await self.orchestrator.runs.ensure_indexes()
         await self.orchestrator.deliveries.ensure_indexes()
         await self.exports.ensure_indexes()
+        await self.notifier.ensure_indexes()

@@ -48,6 +48,16 @@ OPERATION_LIMITS: dict[str, str] = {
     "updateSpell": "120/minute",
 }
 
+# Outbound webhooks' operations (docs/webhooks.md), merged into the table by the settings.
+WEBHOOK_OPERATION_LIMITS: dict[str, str] = {
+    "createWebhookEndpoint": "30/minute",
+    "updateWebhookEndpoint": "60/minute",
+    "deleteWebhookEndpoint": "60/minute",
+    "rotateWebhookSecret": "10/minute",
+    "sendTestWebhook": "10/minute",
+    "redeliver": "30/minute",
+}
+
 
 def parse_limit(value: str, where: str) -> RateLimitItem:
     try:

@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 toolbox=build_toolbox(settings.provider_configs(), context),
                 media=media,
                 progress_poll_seconds=settings.progress_poll_seconds,
+                notifications=settings.notification_config(),
             )
             await services.ensure_indexes()
             app.state.runtime = Runtime(settings, client, services, build_verifier(settings))
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tasks.append(asyncio.create_task(services.orchestrator.run()))
                 tasks.append(asyncio.create_task(services.exports.run()))
                 tasks.append(asyncio.create_task(collector.run()))
+                tasks.append(asyncio.create_task(services.notifier.run()))
             try:
                 yield
             finally:
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await task
                 await services.orchestrator.stop()
                 await services.exports.stop()
+                await services.notifier.stop()
                 await operation_limiter.close()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -16,7 +16,7 @@ from pymongo.errors import InvalidOperation
 
 from orchestration import providers
 from orchestration.tools import Submitted, ToolCall, ToolSpec
-from schema.rate_limits import OPERATION_LIMITS
+from schema.rate_limits import OPERATION_LIMITS, WEBHOOK_OPERATION_LIMITS
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api, running_app
@@ -27,7 +27,8 @@ from tests.fake_providers import FakeProvider, fake_provider, providers_json
 GENEROUS = "1000000/minute"
 os.environ.setdefault("COOK_HTTP_RATE_LIMIT", GENEROUS)
 os.environ.setdefault(
-    "COOK_OPERATION_RATE_LIMITS", json.dumps(dict.fromkeys(OPERATION_LIMITS, GENEROUS))
+    "COOK_OPERATION_RATE_LIMITS",
+    json.dumps(dict.fromkeys({**OPERATION_LIMITS, **WEBHOOK_OPERATION_LIMITS}, GENEROUS)),
 )
 
 
