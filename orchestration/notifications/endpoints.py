@@ -92,7 +92,7 @@ class EndpointStore:
     ) -> None:
         self._endpoints = db["webhook_endpoints"]
         self._config = config
-        self.resolver = resolver
+        self._resolver = resolver
 
     @staticmethod
     def indexes() -> list[IndexModel]:
@@ -116,7 +116,7 @@ class EndpointStore:
                 url,
                 require_https=self._config.require_https,
                 allowed=self._config.allowed_networks,
-                resolver=self.resolver,
+                resolver=self._resolver,
             )
         except AddressRefused as exc:
             return str(exc)

@@ -32,7 +32,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from domain.errors import Conflict
 from domain.principal import Principal
 from orchestration import clock
-from orchestration.notifications.addresses import Resolver, system_resolver
+from orchestration.notifications.addresses import IPAddress, Resolver, system_resolver
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.deliveries import Attempt, Delivery, DeliveryStore
 from orchestration.notifications.endpoints import TEST_EVENT, EndpointStore
@@ -52,10 +52,10 @@ class Notifier:
         resolver: Resolver = system_resolver,
     ) -> None:
         self.config = config
-        self.endpoints = EndpointStore(db, config, resolver)
+        self.resolver = resolver  # how host names are resolved (tests may swap it)
+        self.endpoints = EndpointStore(db, config, self._resolve)
         self.deliveries = DeliveryStore(db)
         self.fanout = FanOut(db, self.endpoints, self.deliveries, pieces, config.public_url)
-        self._resolver = resolver
         self._sender: Sender | None = None  # made on first use, inside the event loop
         self._pass: asyncio.Task[None] | None = None
         self._again = False
@@ -70,6 +70,9 @@ class Notifier:
         await self.endpoints.ensure_indexes()
         await self.deliveries.ensure_indexes()
         await self.fanout.ensure_indexes()
+
+    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
+        return await self.resolver(host, port)
 
     # --- owner operations ---------------------------------------------------------------
 
@@ -160,7 +163,7 @@ class Notifier:
             await self.deliveries.release(delivery.id, token, wait)
             return
         if self._sender is None:
-            self._sender = Sender(self.config, self._resolver)
+            self._sender = Sender(self.config, self._resolve)
         outcome = await self._sender.send(endpoint, delivery.message_id, delivery.body)
         if outcome.delivered:
             if await self._finish(delivery, token, outcome, retry_in=None, counts=False):
