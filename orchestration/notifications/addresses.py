@@ -42,6 +42,10 @@ METADATA = frozenset(
     )
 )
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+PRIVATE = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fec0::/10")
+)
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -89,11 +93,9 @@ def _class_of(address: IPAddress) -> str | None:
         return "a link-local address"
     if address.is_multicast:
         return "a multicast address"
-    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+    if any(address in net for net in PRIVATE if net.version == address.version):
         return "a private address"
-    if address.is_private:
-        return "a private address"
-    if not address.is_global:
+    if not address.is_global or address.is_reserved:
         return "a reserved (not globally routable) address"
     return None
 
@@ -102,12 +104,13 @@ def forbidden_class(address: IPAddress, allowed: Sequence[IPNetwork] = ()) -> st
     """Why webhooks may not go to ``address`` (e.g. "a loopback address"), or None."""
     if any(address in net for net in allowed if net.version == address.version):
         return None
-    found = _class_of(address)
-    if found is None and isinstance(address, ipaddress.IPv6Address):
+    if isinstance(address, ipaddress.IPv6Address):
         inner = _embedded_ipv4(address)
         if inner is not None and not any(inner in n for n in allowed if n.version == 4):
             found = _class_of(inner)
-    return found
+            if found is not None:
+                return found
+    return _class_of(address)
 
 
 def check_url(url: str, *, require_https: bool) -> SplitResult:
