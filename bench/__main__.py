@@ -28,6 +28,7 @@ from bench import (
     memory,
     orchestrator_overhead,
     progress_latency,
+    webhooks,
 )
 
 
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     exporting = media_store.measure_export(sizes.export_images, sizes.export_image_bytes)
     section("7. Media store", media_store.report(throughput, exporting))
+    hooks = webhooks.QUICK if args.quick else webhooks.FULL
+    section("8. Outbound webhooks", webhooks.report(asyncio.run(webhooks.measure(*hooks))))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

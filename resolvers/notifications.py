@@ -17,7 +17,6 @@ from schema.webhook_types import (
     WebhookDeliveryConnection,
     WebhookEndpoint,
     WebhookEndpointConnection,
-    WebhookEndpointSecret,
 )
 
 ENDPOINT_ID = "A webhook endpoint id (`whe_` and 32 hex digits)."
@@ -46,14 +45,14 @@ async def create_webhook_endpoint(
     url: Annotated[str, strawberry.argument(description=URL)],
     events: Annotated[list[str], strawberry.argument(description=EVENTS)],
     description: Annotated[str | None, strawberry.argument(description=DESCRIPTION)] = None,
-) -> WebhookEndpointSecret:
+) -> WebhookEndpoint:
     """Add an endpoint; the answer holds its signing secret (shown only here and on rotation).
     An owner has at most COOK_WEBHOOK_MAX_ENDPOINTS (CONFLICT beyond)."""
     ctx = info.context
     created = await ctx.services.notifier.endpoints.create(
         ctx.require_principal(), url, events, description
     )
-    return WebhookEndpointSecret.from_domain(created)
+    return WebhookEndpoint.with_secret(created)
 
 
 async def update_webhook_endpoint(
@@ -89,14 +88,14 @@ async def delete_webhook_endpoint(
 
 async def rotate_webhook_secret(
     info: Info, id: Annotated[strawberry.ID, strawberry.argument(description=ENDPOINT_ID)]
-) -> WebhookEndpointSecret:
+) -> WebhookEndpoint:
     """A new signing secret. The previous one keeps signing beside it (two signatures in
     `webhook-signature`) for COOK_WEBHOOK_ROTATION_OVERLAP_SECONDS."""
     ctx = info.context
     rotated = await ctx.services.notifier.endpoints.rotate(
         ctx.require_principal(), _endpoint_id(id)
     )
-    return WebhookEndpointSecret.from_domain(rotated)
+    return WebhookEndpoint.with_secret(rotated)
 
 
 async def send_test_webhook(

@@ -42,7 +42,6 @@ from schema.webhook_types import (
     WebhookDeliveryConnection,
     WebhookEndpoint,
     WebhookEndpointConnection,
-    WebhookEndpointSecret,
 )
 
 
@@ -113,10 +112,10 @@ class Mutation:
     export_collection: Export = _mutation(ex.export_collection)
     create_spell: Spell = _mutation(sp.create_spell)
     update_spell: Spell = _mutation(sp.update_spell)
-    create_webhook_endpoint: WebhookEndpointSecret = _mutation(wh.create_webhook_endpoint)
+    create_webhook_endpoint: WebhookEndpoint = _mutation(wh.create_webhook_endpoint)
     update_webhook_endpoint: WebhookEndpoint = _mutation(wh.update_webhook_endpoint)
     delete_webhook_endpoint: WebhookEndpoint = _mutation(wh.delete_webhook_endpoint)
-    rotate_webhook_secret: WebhookEndpointSecret = _mutation(wh.rotate_webhook_secret)
+    rotate_webhook_secret: WebhookEndpoint = _mutation(wh.rotate_webhook_secret)
     send_test_webhook: WebhookDelivery = _mutation(wh.send_test_webhook)
     redeliver: WebhookDelivery = _mutation(wh.redeliver)
     admin_cancel_cook: Cook = _admin_mutation(admin.admin_cancel_cook)

@@ -44,6 +44,18 @@ class WebhookEndpoint:
     )
     created_at: datetime
     updated_at: datetime
+    secret: str | None = strawberry.field(
+        default=None,
+        description="The `whsec_` secret that signs every delivery (Standard Webhooks): set only "
+        "in the answer of createWebhookEndpoint and rotateWebhookSecret, null everywhere else. "
+        "Keep it: no query shows it again; rotate to get a new one.",
+    )
+
+    @classmethod
+    def with_secret(cls, e: endpoint_domain.Endpoint) -> WebhookEndpoint:
+        shown = cls.from_domain(e)
+        shown.secret = e.secret
+        return shown
 
     @classmethod
     def from_domain(cls, e: endpoint_domain.Endpoint) -> WebhookEndpoint:
@@ -60,19 +72,6 @@ class WebhookEndpoint:
             created_at=e.created_at,
             updated_at=e.updated_at,
         )
-
-
-@strawberry.type(description="An endpoint with its signing secret (shown only here).")
-class WebhookEndpointSecret:
-    endpoint: WebhookEndpoint
-    secret: str = strawberry.field(
-        description="The `whsec_` secret that signs every delivery (Standard Webhooks). Keep "
-        "it: no query shows it again; rotate to get a new one."
-    )
-
-    @classmethod
-    def from_domain(cls, e: endpoint_domain.Endpoint) -> WebhookEndpointSecret:
-        return cls(endpoint=WebhookEndpoint.from_domain(e), secret=e.secret)
 
 
 @strawberry.type

@@ -85,10 +85,10 @@ def settled(cook: dict[str, Any]) -> bool:
 async def make_target(api: Api) -> Target:
     made = await api.data(
         'mutation($u: String!) { createWebhookEndpoint(url: $u, events: ["cook.completed"]) '
-        "{ endpoint { id } } }",
+        "{ id } }",
         {"u": CLOSED_PORT_URL},
     )
-    endpoint = made["createWebhookEndpoint"]["endpoint"]["id"]
+    endpoint = made["createWebhookEndpoint"]["id"]
     slow = await api.create_collection(as_=OWNER, **with_test_tool(latencyMs=20_000))
     cook = await start_cook(api, slow["id"], count=2, maxConcurrent=1)
     await wait_for_cook(

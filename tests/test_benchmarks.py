@@ -18,6 +18,7 @@ SECTIONS = (
     "Memory",
     "Layers",
     "Media store",
+    "Outbound webhooks",
 )
 
 

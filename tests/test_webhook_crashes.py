@@ -57,7 +57,7 @@ def test_a_sigkill_of_the_api_process_mid_send_is_followed_by_a_delivery_from_an
         receiver.hold = threading.Event()  # the first request is kept waiting
         with api_process_handle(env, data, tmp_path / "victim.log") as (base, victim):
             made = gql(base, token, CREATE, {"url": receiver.url, "events": ALL_EVENTS})
-            endpoint = made["createWebhookEndpoint"]["endpoint"]["id"]
+            endpoint = made["createWebhookEndpoint"]["id"]
             secret = made["createWebhookEndpoint"]["secret"]
             cook_id = start(base, token, {"prompt": "[[Animal]]"}, count=2, concurrent=2)
             assert receiver.arrived.wait(30), "the victim never sent"
@@ -92,7 +92,7 @@ def test_a_sigkill_right_as_a_cook_ends_loses_no_delivery(tmp_path: Path) -> Non
         try:
             with api_process_handle(env, data, tmp_path / "victim.log") as (base, victim):
                 made = gql(base, token, CREATE, {"url": receiver.url, "events": ALL_EVENTS})
-                endpoint = made["createWebhookEndpoint"]["endpoint"]["id"]
+                endpoint = made["createWebhookEndpoint"]["id"]
                 secret = made["createWebhookEndpoint"]["secret"]
                 cook_id = start(base, token, {"prompt": "x", "latencyMs": 300}, 3, 3)
                 cooks = client[DB].cooks
@@ -127,7 +127,7 @@ async def test_an_end_marked_but_never_fanned_out_is_delivered_by_the_next_proce
             patch.setattr(Notifier, "kick", lambda self: None)
             async with running_app(quick.model_copy(update={"scheduler": False})) as first:
                 made = await first.data(CREATE, {"url": receiver.url, "events": ALL_EVENTS})
-                endpoint = made["createWebhookEndpoint"]["endpoint"]["id"]
+                endpoint = made["createWebhookEndpoint"]["id"]
                 secret = made["createWebhookEndpoint"]["secret"]
                 collection = await first.create_collection()
                 cook = await start_cook(first, collection["id"], count=2)

@@ -84,6 +84,8 @@ def webhook_receiver(answer: Answer = always_ok, host: str = "127.0.0.1") -> Ite
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 65536  # the answer leaves in one write, flushed after each request
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
