@@ -4,6 +4,7 @@ process sends it, at least once, with the same ``webhook-id``."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
@@ -144,3 +145,32 @@ async def test_an_end_marked_but_never_fanned_out_is_delivered_by_the_next_proce
     assert len(received) == 1
     assert received[0].verifies_with(secret)
     assert received[0].webhook_id == delivery["messageId"]
+
+
+async def test_fan_outs_repeated_and_racing_record_one_delivery_per_endpoint(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out that died after recording (its mark still set) runs again, while others race
+    it: the delivery's id is derived, so there is still one per endpoint."""
+    quick = settings.model_copy(update={**QUICK, "scheduler": False})
+    with webhook_receiver() as receiver:
+        monkeypatch.setattr(Notifier, "kick", lambda self: None)
+        async with running_app(quick) as api:
+            made = await api.data(CREATE, {"url": receiver.url, "events": ALL_EVENTS})
+            endpoint = made["createWebhookEndpoint"]["id"]
+            collection = await api.create_collection()
+            cook = await start_cook(api, collection["id"], count=1)
+            await wait_for_cook(api, cook["id"])
+            notifier = api.app.state.runtime.services.notifier
+            db = api.app.state.runtime.client[quick.db_name]
+            for _ in range(3):
+                await db.cooks.update_one(
+                    {"_id": cook["id"]}, {"$set": {"notify": "cook.completed"}}
+                )
+                await asyncio.gather(*(notifier.fanout.relay_all() for _ in range(4)))
+            recorded = [d async for d in db.webhook_deliveries.find({"endpointId": endpoint})]
+            assert len(recorded) == 1
+            await notifier.tick()
+        received = await receiver.wait(1)
+    assert len(received) == 1
+    assert received[0].webhook_id == recorded[0]["messageId"]
