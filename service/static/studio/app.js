@@ -3,6 +3,7 @@
 //   #/collections/<id>      one collection: preview, start a cook, its cooks and exports
 //   #/cooks/<id>            a cook's live progress, with pause, resume and cancel
 //   #/cooks/<id>/review     a gallery of the cook's pieces, reviewed with the keyboard
+//   #/webhooks              the owner's webhook endpoints and their deliveries (webhooks.js)
 import { ApiError, gql, session } from "./api.js";
 import { h, replace } from "./dom.js";
 import { clearError, leave, navigate, showError } from "./ui.js";
@@ -10,6 +11,7 @@ import { signInView } from "./signin.js";
 import { collectionsView, collectionView } from "./collections.js";
 import { cookView } from "./cook.js";
 import { reviewView } from "./review.js";
+import { webhooksView } from "./webhooks.js";
 
 const main = document.getElementById("main");
 const who = document.getElementById("who");
@@ -18,7 +20,8 @@ async function showWho() {
   if (!session.token) { who.replaceChildren(); return; }
   try {
     const { viewer } = await gql("query Viewer { viewer { id isAdmin } }");
-    replace(who, "Signed in as ", h("strong", { id: "viewer" }, viewer.id), viewer.isAdmin ? " (admin)" : "",
+    replace(who, h("a", { href: "#/webhooks", id: "webhooks-link" }, "Webhooks"), " · ",
+      "Signed in as ", h("strong", { id: "viewer" }, viewer.id), viewer.isAdmin ? " (admin)" : "",
       h("button", { type: "button", class: "secondary", onclick: () => { session.signOut(); navigate("#/"); } }, "Sign out"));
   } catch (error) {
     who.replaceChildren();
@@ -44,6 +47,7 @@ async function route() {
     else if (parts[0] === "collections" && parts[1]) await collectionView(view, parts[1]);
     else if (parts[0] === "cooks" && parts[1] && parts[2] === "review") await reviewView(view, parts[1]);
     else if (parts[0] === "cooks" && parts[1]) await cookView(view, parts[1]);
+    else if (parts[0] === "webhooks") await webhooksView(view);
     else replace(view, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the collections")));
   } catch (error) {
     showError(error);
