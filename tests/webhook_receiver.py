@@ -110,13 +110,12 @@ def webhook_receiver(answer: Answer = always_ok, host: str = "127.0.0.1") -> Ite
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server_class = ThreadingHTTPServer
-    if ":" in host:
-
-        class V6(ThreadingHTTPServer):
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # many senders connect at once
+        if ":" in host:
             address_family = __import__("socket").AF_INET6
 
-        server_class = V6
+    server_class = Server
     server = server_class((host, 0), Handler)
     server.daemon_threads = True
     port = server.server_address[1]
