@@ -30,6 +30,7 @@ from bench import (
     progress_latency,
     real_images,
     replicas,
+    webhooks,
 )
 
 
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     section("8. Real images", real_images.report(real))
     replica_load = replicas.QUICK if args.quick else replicas.FULL
     section("9. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
+    hooks = webhooks.QUICK if args.quick else webhooks.FULL
+    section("10. Outbound webhooks", webhooks.report(asyncio.run(webhooks.measure(*hooks))))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

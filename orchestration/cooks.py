@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -24,6 +25,7 @@ from orchestration import clock
 from orchestration.collections import Collection, Generator, GeneratorKind
 from orchestration.engine import Config
 from orchestration.events import EventLog, EventType, cook_outbox, merge_updates, recorded
+from orchestration.notifications import marker
 from orchestration.pagination import Page, newest_first
 from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
 from orchestration.scope import owned
@@ -110,6 +112,7 @@ class CookStore:
         self._cooks = db["cooks"]
         self._events = events
         self._policy = policy
+        self.on_end: Callable[[], None] = lambda: None  # the notifier's kick (Services sets it)
 
     @staticmethod
     def indexes() -> list[IndexModel]:
@@ -263,6 +266,8 @@ class CookStore:
         if to not in ACTIVE:
             fields["endedAt"] = at
             update["$unset"] = {"activeKey": ""}
+            # The owner's webhooks: recorded by this same update (see notifications/marker.py).
+            fields.update(marker.ended(f"cook.{to.value}")["$set"])
         doc = await self._cooks.find_one_and_update(
             query,
             merge_updates(update, cook_outbox(recorded(event, detail=reason))),
@@ -270,6 +275,8 @@ class CookStore:
         )
         if doc is None:
             return None
+        if to not in ACTIVE:
+            self.on_end()
         await self._events.relay(cook_id)
         cook = _from_doc(doc)
         return replace(cook, last_seq=max(cook.last_seq, self._events.known_last_seq(cook_id)))

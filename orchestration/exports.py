@@ -19,6 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -45,6 +46,7 @@ from orchestration.export_archive import (
     numbered,
 )
 from orchestration.media import MediaStore, Upload, store_trouble
+from orchestration.notifications import marker
 from orchestration.pagination import Page, newest_first
 from orchestration.pieces import PieceStore
 from orchestration.policy import SEED_BOUND
@@ -114,6 +116,7 @@ class Exporter:
         self._lease = timedelta(seconds=lease_seconds)
         self._tick_seconds = tick_seconds
         self._background = Background(log)
+        self.on_end: Callable[[], None] = lambda: None  # the notifier's kick (Services sets it)
 
     @staticmethod
     def indexes() -> list[IndexModel]:
@@ -221,7 +224,7 @@ class Exporter:
 
     async def _give_up_on_crashed(self) -> None:
         at = clock.now()
-        await self._jobs.update_many(
+        gave_up = await self._jobs.update_many(
             {
                 "status": ExportStatus.RUNNING.value,
                 "leaseExpiresAt": {"$lt": at},
@@ -233,10 +236,13 @@ class Exporter:
                     "error": f"the export stopped {MAX_EXPORT_ATTEMPTS} times without finishing",
                     "finishedAt": at,
                     "updatedAt": at,
+                    **marker.ended("export.failed")["$set"],
                 },
                 "$unset": {"activeKey": "", "leaseOwner": "", "leaseExpiresAt": ""},
             },
         )
+        if gave_up.modified_count:
+            self.on_end()
 
     async def _claim(self) -> tuple[Export, str] | None:
         at = clock.now()
@@ -359,11 +365,18 @@ class Exporter:
         self, export_id: str, token: str, status: ExportStatus, fields: Document
     ) -> None:
         at = clock.now()
-        await self._held(
+        notify = marker.ended(f"export.{status.value}")["$set"]  # in the same update
+        if await self._held(
             export_id,
             token,
             {
-                "$set": {"status": status.value, "finishedAt": at, "updatedAt": at, **fields},
+                "$set": {
+                    "status": status.value,
+                    "finishedAt": at,
+                    "updatedAt": at,
+                    **fields,
+                    **notify,
+                },
                 "$unset": {
                     "activeKey": "",
                     "leaseOwner": "",
@@ -371,7 +384,8 @@ class Exporter:
                     "uploadId": "",
                 },
             },
-        )
+        ):
+            self.on_end()
 
     async def running_uploads(self) -> set[str]:
         """Uploads that running exports are writing (the collector spares their chunks)."""

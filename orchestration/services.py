@@ -17,6 +17,8 @@ from orchestration.layer_assets import LayerStore
 from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
 from orchestration.layer_tool import layers_tool
 from orchestration.media import MediaStore
+from orchestration.notifications.config import NotificationConfig
+from orchestration.notifications.notifier import Notifier
 from orchestration.orchestrator import Generators, Orchestrator
 from orchestration.pieces import PieceStore
 from orchestration.policy import CookPolicy
@@ -42,6 +44,7 @@ class Services:
     media: MediaStore
     exports: Exporter
     layers: LayerStore
+    notifier: Notifier  # outbound webhooks (orchestration/notifications/)
 
     @classmethod
     def from_database(
@@ -53,6 +56,7 @@ class Services:
         media: MediaStore,
         compositor: Compositor | None = None,
         progress_poll_seconds: float = 0.25,
+        notifications: NotificationConfig | None = None,
     ) -> Services:
         if LAYERS_TOOL_ID not in toolbox:  # built in, but it needs the database and media
             toolbox = Toolbox([*toolbox.all(), layers_tool(db, media, compositor or Compositor())])
@@ -75,6 +79,8 @@ class Services:
             policy.tick_seconds,
             media,
         )
+        notifier = Notifier(db, pieces, notifications or NotificationConfig())
+        cooks.on_end = exports.on_end = notifier.kick
         return cls(
             collections,
             cooks,
@@ -88,6 +94,7 @@ class Services:
             media,
             exports,
             LayerStore(db, collections, media),
+            notifier,
         )
 
     async def ensure_indexes(self, sharded: AsyncDatabase[Any] | None = None) -> None:
@@ -113,3 +120,4 @@ class Services:
         await self.orchestrator.deliveries.ensure_indexes()
         if sharded is None:
             await self.exports.ensure_indexes()
+        await self.notifier.ensure_indexes()

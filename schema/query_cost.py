@@ -81,6 +81,8 @@ LIST_SIZES: dict[str, int | str] = {
     "Tool.inputs": 50,
     "LayerSet.styles": MAX_CATEGORIES,
     "LayerSet.layers": MAX_CATEGORIES * MAX_TRAITS_PER_CATEGORY,
+    "WebhookEndpoint.events": 5,
+    "WebhookDelivery.attemptLog": 50,
 }
 
 

@@ -36,6 +36,13 @@ OPERATION_LIMITS: dict[str, str] = {
     "setPiecesExcluded": "60/minute",
     "createSpell": "60/minute",
     "updateSpell": "120/minute",
+    # Outbound webhooks (docs/webhooks.md)
+    "createWebhookEndpoint": "30/minute",
+    "updateWebhookEndpoint": "60/minute",
+    "deleteWebhookEndpoint": "60/minute",
+    "rotateWebhookSecret": "10/minute",
+    "sendTestWebhook": "10/minute",
+    "redeliver": "30/minute",
 }
 # Subscriptions a deployment may limit per caller through COOK_OPERATION_RATE_LIMITS (each
 # subscription started counts once); none is limited by default, and each WebSocket

@@ -16,6 +16,7 @@ from resolvers import collections as col
 from resolvers import cooks as ck
 from resolvers import exports as ex
 from resolvers import layers as ly
+from resolvers import notifications as wh
 from resolvers import pieces as pc
 from resolvers import spells as sp
 from resolvers import viewer as me
@@ -36,6 +37,12 @@ from schema.types import (
     ManualCategory,
     Tool,
     Viewer,
+)
+from schema.webhook_types import (
+    WebhookDelivery,
+    WebhookDeliveryConnection,
+    WebhookEndpoint,
+    WebhookEndpointConnection,
 )
 
 
@@ -81,6 +88,9 @@ class Query:
     export: Export = _query(ex.export)
     exports: ExportConnection = _query(ex.exports)
     collection_analytics: CollectionAnalytics = _query(ex.collection_analytics)
+    webhook_endpoint: WebhookEndpoint = _query(wh.webhook_endpoint)
+    webhook_endpoints: WebhookEndpointConnection = _query(wh.webhook_endpoints)
+    webhook_deliveries: WebhookDeliveryConnection = _query(wh.webhook_deliveries)
     admin_cooks: CookConnection = _admin_query(admin.admin_cooks)
     admin_expired_leases: list[Piece] = _admin_query(admin.admin_expired_leases)
     admin_cook_events: list[CookEvent] = _admin_query(admin.admin_cook_events)
@@ -104,6 +114,12 @@ class Mutation:
     export_collection: Export = _mutation(ex.export_collection)
     create_spell: Spell = _mutation(sp.create_spell)
     update_spell: Spell = _mutation(sp.update_spell)
+    create_webhook_endpoint: WebhookEndpoint = _mutation(wh.create_webhook_endpoint)
+    update_webhook_endpoint: WebhookEndpoint = _mutation(wh.update_webhook_endpoint)
+    delete_webhook_endpoint: WebhookEndpoint = _mutation(wh.delete_webhook_endpoint)
+    rotate_webhook_secret: WebhookEndpoint = _mutation(wh.rotate_webhook_secret)
+    send_test_webhook: WebhookDelivery = _mutation(wh.send_test_webhook)
+    redeliver: WebhookDelivery = _mutation(wh.redeliver)
     admin_cancel_cook: Cook = _admin_mutation(admin.admin_cancel_cook)
 
 

@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, *, media: MediaFactory = media_
                 media=store,
                 compositor=compositor,
                 progress_poll_seconds=settings.progress_poll_seconds,
+                notifications=settings.notification_config(),
             )
             # A sharded cluster gets the index layout its shard keys need (sharding.py).
             await services.ensure_indexes(db if await is_sharded_cluster(db) else None)
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, media: MediaFactory = media_
                 tasks.append(asyncio.create_task(services.orchestrator.run()))
                 tasks.append(asyncio.create_task(services.exports.run()))
                 tasks.append(asyncio.create_task(collector.run()))
+                tasks.append(asyncio.create_task(services.notifier.run()))
             try:
                 yield
             finally:
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, media: MediaFactory = media_
                         await task
                 await services.orchestrator.stop()
                 await services.exports.stop()
+                await services.notifier.stop()
                 await limit_storage.close()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

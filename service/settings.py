@@ -10,6 +10,9 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
+from orchestration.notifications.addresses import parse_networks
+from orchestration.notifications.config import NotificationConfig
+from orchestration.notifications.schedule import RetrySchedule
 from orchestration.policy import MAX_ATTEMPTS, CookPolicy
 from orchestration.providers import ProviderConfig, parse_providers
 from orchestration.tools import BUILTIN_TOOLS
@@ -92,7 +95,20 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2, le=50)
     max_query_aliases: int = Field(default=15, ge=0, le=1000)
     max_query_tokens: int = Field(default=5000, ge=50, le=1_000_000)
-    max_query_cost: int = Field(default=100_000, ge=1, le=100_000_000)
+    max_query_cost: int = Field(default=250_000, ge=1, le=100_000_000)
+
+    # Outbound webhooks (docs/webhooks.md).
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = []
+    webhook_max_endpoints: int = Field(default=10, ge=1, le=100)
+    webhook_retry_base_seconds: float = Field(default=60.0, ge=0.001, le=86_400)
+    webhook_retry_cap_seconds: float = Field(default=7200.0, ge=0.001, le=7 * 86_400)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=50)
+    webhook_disable_after_failed: int = Field(default=5, ge=1, le=1000)
+    webhook_rotation_overlap_seconds: float = Field(default=86_400.0, ge=0, le=30 * 86_400)
+    webhook_connect_timeout_seconds: float = Field(default=3.0, ge=0.05, le=30)
+    webhook_timeout_seconds: float = Field(default=10.0, ge=0.05, le=60)
+    webhook_send_rate_limit: str = "120/minute"
+    webhook_lease_seconds: float = Field(default=30.0, ge=0.1, le=3600)
 
     def policy(self) -> CookPolicy:
         return CookPolicy(
@@ -101,6 +117,28 @@ class Settings(BaseSettings):
             backoff_base_seconds=self.backoff_base_seconds,
             backoff_cap_seconds=self.backoff_cap_seconds,
             lease_seconds=self.lease_seconds,
+            tick_seconds=self.tick_seconds,
+        )
+
+    def notification_config(self) -> NotificationConfig:
+        return NotificationConfig(
+            public_url=self.base_url,
+            require_https=not self.is_development,
+            allowed_networks=tuple(parse_networks(self.webhook_allowed_networks)),
+            max_endpoints=self.webhook_max_endpoints,
+            schedule=RetrySchedule(
+                self.webhook_retry_base_seconds,
+                self.webhook_retry_cap_seconds,
+                self.webhook_max_attempts,
+            ),
+            disable_after_failed=self.webhook_disable_after_failed,
+            rotation_overlap_seconds=self.webhook_rotation_overlap_seconds,
+            connect_timeout_seconds=self.webhook_connect_timeout_seconds,
+            timeout_seconds=self.webhook_timeout_seconds,
+            send_rate_limit=self.webhook_send_rate_limit,
+            rate_limit_storage_uri=self.rate_limit_storage_uri,
+            # A claimed delivery must not be due again while its request may still run.
+            lease_seconds=max(self.webhook_lease_seconds, 2 * self.webhook_timeout_seconds),
             tick_seconds=self.tick_seconds,
         )
 
@@ -120,6 +158,21 @@ class Settings(BaseSettings):
     @classmethod
     def _one_limit(cls, value: str) -> str:
         parse_limit(value, "COOK_HTTP_RATE_LIMIT")
+        return value
+
+    @field_validator("webhook_send_rate_limit")
+    @classmethod
+    def _send_limit(cls, value: str) -> str:
+        parse_limit(value, "COOK_WEBHOOK_SEND_RATE_LIMIT")
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"COOK_WEBHOOK_ALLOWED_NETWORKS: {exc}") from exc
         return value
 
     @field_validator("operation_rate_limits")
@@ -152,7 +205,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("jwt_algorithms", "allowed_origins", mode="before")
+    @field_validator("jwt_algorithms", "allowed_origins", "webhook_allowed_networks", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -193,9 +246,13 @@ class Settings(BaseSettings):
     def provider_configs(self) -> list[ProviderConfig]:
         return parse_providers(self.providers)
 
+    @property
+    def base_url(self) -> str:
+        """Where this deployment is reached from outside."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
     def callback_url(self, provider_id: str) -> str:
-        base = self.public_url or f"http://{self.host}:{self.port}"
-        return f"{base.rstrip('/')}/webhooks/{provider_id}"
+        return f"{self.base_url}/webhooks/{provider_id}"
 
     @property
     def media_store_kind(self) -> MediaStoreKind:

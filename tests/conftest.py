@@ -27,7 +27,8 @@ from tests.fake_providers import FakeProvider, fake_provider, providers_json
 GENEROUS = "1000000/minute"
 os.environ.setdefault("COOK_HTTP_RATE_LIMIT", GENEROUS)
 os.environ.setdefault(
-    "COOK_OPERATION_RATE_LIMITS", json.dumps(dict.fromkeys(OPERATION_LIMITS, GENEROUS))
+    "COOK_OPERATION_RATE_LIMITS",
+    json.dumps(dict.fromkeys(OPERATION_LIMITS, GENEROUS)),
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from graphql import ExecutionResult
 
 from schema.context import Context
 from schema.schema import schema
+from service.settings import Settings
 from tests.api import (
     ADMIN,
     OWNER,
@@ -46,6 +48,9 @@ class Operation:
             "spellInput": {"name": "s", "steps": [{"toolId": "prompt", "params": {"p": "x"}}]},
             "done": target.done,
             "export": target.export,
+            "endpoint": target.endpoint,
+            "delivery": target.delivery,
+            "hook": CLOSED_PORT_URL,
             "input": {"name": "changed"},
             "create": collection_input(name="new"),
             "file": {
@@ -68,6 +73,8 @@ class Target:
     done: str  # its collection, with a completed export
     export: str  # that export
     spell: str
+    endpoint: str = ""  # a webhook endpoint (to a closed loopback port, allow-listed here)
+    delivery: str = ""  # its delivery of the completed cook, FAILED
 
 
 def settled(cook: dict[str, Any]) -> bool:
@@ -76,6 +83,12 @@ def settled(cook: dict[str, Any]) -> bool:
 
 
 async def make_target(api: Api) -> Target:
+    made = await api.data(
+        'mutation($u: String!) { createWebhookEndpoint(url: $u, events: ["cook.completed"]) '
+        "{ id } }",
+        {"u": CLOSED_PORT_URL},
+    )
+    endpoint = made["createWebhookEndpoint"]["id"]
     slow = await api.create_collection(as_=OWNER, **with_test_tool(latencyMs=20_000))
     cook = await start_cook(api, slow["id"], count=2, maxConcurrent=1)
     await wait_for_cook(
@@ -110,6 +123,7 @@ async def make_target(api: Api) -> Target:
         {"p": piece},
     )
     export = await wait_for_export(api, (await start_export(api, done["id"]))["id"])
+    delivery = await failed_delivery(api, endpoint)
     return Target(
         slow["id"],
         cook["id"],
@@ -118,7 +132,31 @@ async def make_target(api: Api) -> Target:
         done["id"],
         export["id"],
         spell["createSpell"]["id"],
+        endpoint,
+        delivery,
     )
+
+
+CLOSED_PORT_URL = "http://127.0.0.1:9/hooks"  # the discard port: nothing listens
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks may go to loopback (where nothing answers), each tried once."""
+    return settings.model_copy(
+        update={"webhook_allowed_networks": ["127.0.0.1/32"], "webhook_max_attempts": 1}
+    )
+
+
+async def failed_delivery(api: Api, endpoint: str) -> str:
+    query = "query($e: ID!) { webhookDeliveries(endpointId: $e) { edges { node { id status } } } }"
+    for _ in range(600):
+        edges = (await api.data(query, {"e": endpoint}))["webhookDeliveries"]["edges"]
+        if edges and edges[0]["node"]["status"] == "FAILED":
+            found: str = edges[0]["node"]["id"]
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("the delivery did not fail")
 
 
 OWNED = (UNAUTHENTICATED, NOT_FOUND, OK, OK)
@@ -283,6 +321,65 @@ OPERATIONS += [
         ("file", PIXEL),
     ),
 ]
+OPERATIONS += [
+    Operation(
+        "webhookEndpoint",
+        "query($endpoint: ID!) { webhookEndpoint(id: $endpoint) { id } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "webhookEndpoints",
+        "query { webhookEndpoints { edges { node { id } } } }",
+        False,
+        ANY_SIGNED_IN,
+    ),
+    Operation(
+        "webhookDeliveries",
+        "query($endpoint: ID!) { webhookDeliveries(endpointId: $endpoint) "
+        "{ edges { node { id } } } }",
+        False,
+        OWNED,
+    ),
+    Operation(
+        "createWebhookEndpoint",
+        'mutation($hook: String!) { createWebhookEndpoint(url: $hook, events: ["cook.failed"]) '
+        "{ secret } }",
+        True,
+        ANY_SIGNED_IN,
+    ),
+    Operation(
+        "updateWebhookEndpoint",
+        'mutation($endpoint: ID!) { updateWebhookEndpoint(id: $endpoint, description: "d") '
+        "{ id } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "deleteWebhookEndpoint",
+        "mutation($endpoint: ID!) { deleteWebhookEndpoint(id: $endpoint) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "rotateWebhookSecret",
+        "mutation($endpoint: ID!) { rotateWebhookSecret(id: $endpoint) { secret } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "sendTestWebhook",
+        "mutation($endpoint: ID!) { sendTestWebhook(endpointId: $endpoint) { id } }",
+        True,
+        OWNED,
+    ),
+    Operation(
+        "redeliver",
+        "mutation($delivery: ID!) { redeliver(deliveryId: $delivery) { id } }",
+        True,
+        OWNED,
+    ),
+]
 OPERATIONS.append(
     Operation(
         "cookProgress",
@@ -366,6 +463,8 @@ async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
         "export_selections",
         "spells",
         "layer_sets",
+        "webhook_endpoints",
+        "webhook_deliveries",
     )
     return {name: [doc async for doc in db[name].find({}).sort("_id")] for name in names}
 

@@ -20,6 +20,7 @@ SECTIONS = (
     "Media store",
     "Real images",
     "Replicas",
+    "Outbound webhooks",
 )
 
 

@@ -6,6 +6,7 @@
 //   #/collections/<id>/tree     the trait tree editor (validated live, saved with its version)
 //   #/collections/<id>/rarity   each category's drawn against expected shares, approval rates
 //   #/collections/<id>/gallery?<Category>=<Trait>  every cook's pieces, filtered by trait
+//   #/webhooks              the owner's webhook endpoints and their deliveries (webhooks.js)
 import { ApiError, gql, session } from "./api.js";
 import { h, replace } from "./dom.js";
 import { clearError, leave, navigate, showError } from "./ui.js";
@@ -15,6 +16,7 @@ import { cookView } from "./cook.js";
 import { reviewView } from "./review.js";
 import { treeView } from "./tree.js";
 import { rarityView } from "./rarity.js";
+import { webhooksView } from "./webhooks.js";
 
 const main = document.getElementById("main");
 const who = document.getElementById("who");
@@ -23,7 +25,8 @@ async function showWho() {
   if (!session.token) { who.replaceChildren(); return; }
   try {
     const { viewer } = await gql("query Viewer { viewer { id isAdmin } }");
-    replace(who, "Signed in as ", h("strong", { id: "viewer" }, viewer.id), viewer.isAdmin ? " (admin)" : "",
+    replace(who, h("a", { href: "#/webhooks", id: "webhooks-link" }, "Webhooks"), " · ",
+      "Signed in as ", h("strong", { id: "viewer" }, viewer.id), viewer.isAdmin ? " (admin)" : "",
       h("button", { type: "button", class: "secondary", onclick: () => { session.signOut(); navigate("#/"); } }, "Sign out"));
   } catch (error) {
     who.replaceChildren();
@@ -53,6 +56,7 @@ async function route() {
     else if (parts[0] === "collections" && parts[1]) await collectionView(view, parts[1]);
     else if (parts[0] === "cooks" && parts[1] && parts[2] === "review") await reviewView(view, { cookId: parts[1], traits: params });
     else if (parts[0] === "cooks" && parts[1]) await cookView(view, parts[1]);
+    else if (parts[0] === "webhooks") await webhooksView(view);
     else replace(view, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the collections")));
   } catch (error) {
     showError(error);
