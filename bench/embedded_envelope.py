@@ -152,9 +152,9 @@ def serve(engine: str, data_dir: Path) -> None:
     """The server process: mongoeco's wire server on the named engine class."""
     from mongoeco.wire import AsyncMongoEcoProxyServer
 
-    from service import embedded_engine
+    from service import embedded_engine, embedded_writes
 
-    engine_class = getattr(embedded_engine, engine)
+    engine_class = getattr(embedded_writes, engine, None) or getattr(embedded_engine, engine)
 
     async def main() -> None:
         stop = asyncio.Event()

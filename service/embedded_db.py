@@ -31,6 +31,8 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
+from service.embedded_index_scope import whole_table_indexes
+
 log = logging.getLogger(__name__)
 
 PATCHED_MONGOECO_VERSION = "4.11.0"
@@ -49,14 +51,16 @@ def make_engine(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = str(data_dir / DATABASE_FILE)
     if insert_fix_applies():
-        from service.embedded_engine import IndexedReadsEngine  # imports private modules
+        from service.embedded_writes import NamespacedIndexesEngine  # imports private modules
 
-        return IndexedReadsEngine(path)
+        return NamespacedIndexesEngine(path)
     log.warning(
         "mongoeco %s is not %s: inserts and reads are O(collection size) without the fixes",
         mongoeco.__version__,
         PATCHED_MONGOECO_VERSION,
     )
+    if Path(path).exists():
+        whole_table_indexes(path)  # the plain engine cannot use namespace-partial indexes
     return SQLiteEngine(path)
 
 
