@@ -63,13 +63,13 @@ from itertools import product
 from typing import Any
 
 from bson import Binary, ObjectId
+from mongoeco._types._bson_objectid import ObjectId as MongoecoId
+from mongoeco._types._bson_objectid import is_object_id_like, normalize_object_id
+from mongoeco._types._bson_values import Binary as MongoecoBinary
 from mongoeco.core.codec import DocumentCodec
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.json_compat import json_dumps_compact
 from mongoeco.engines.sqlite_query import index_expressions_sql, json_path_for_field
-from mongoeco.types import Binary as MongoecoBinary
-from mongoeco.types import ObjectId as MongoecoId
-from mongoeco.types import is_object_id_like, normalize_object_id
 
 from service.embedded_engine import Fragment, IndexedReadsEngine
 from service.embedded_index_scope import in_transaction, namespace_where
@@ -214,10 +214,11 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
         fragments = [self._cook_binary_fragment(document[k]) for k in large]
         smaller = dict(document) | dict.fromkeys(large, MARK)
         pieces = super()._serialize_document(smaller).split(f'"{MARK}"')
-        if len(pieces) != len(large) + 1 or None in fragments:
+        texts = [f for f in fragments if f is not None]
+        if len(pieces) != len(large) + 1 or len(texts) != len(large):
             whole: str = super()._serialize_document(document)
             return whole
-        spliced = zip(fragments, pieces[1:], strict=True)
+        spliced = zip(texts, pieces[1:], strict=True)
         return pieces[0] + "".join(f + piece for f, piece in spliced)
 
     def _cook_binary_fragment(self, value: bytes) -> str | None:
@@ -342,8 +343,8 @@ def _binary_template(
     """The codec's text for an empty binary of this kind, split where its digits go; None
     unless a sample comes out of the codec exactly as the template predicts."""
 
-    def make(data: bytes) -> bytes:
-        return kind(data) if subtype is None else kind(data, subtype)  # type: ignore[call-arg]
+    def make(data: bytes) -> Any:
+        return kind(data) if subtype is None else kind(data, subtype)  # type: ignore[call-overload]
 
     empty: str = serialize(make(b""))
     if empty.count('""') != 1:

@@ -21,7 +21,7 @@ from typing import Any
 
 import gridfs
 import pytest
-from bson import ObjectId
+from bson import Int64, ObjectId
 from mongoeco import MongoClient as DirectClient
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.errors import DuplicateKeyError
@@ -373,3 +373,27 @@ def test_a_sixteen_mib_gridfs_file_round_trips_through_the_wire(tmp_path: Path) 
         assert hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
         assert client.cook["media.chunks"].count_documents({"files_id": file_id}) == 65
     print(f"16 MiB written in {wrote:.2f} s")
+
+
+@pytest.mark.parametrize("engine", [NamespacedIndexesEngine, SQLiteEngine])
+def test_a_compound_unique_key_checked_by_a_seek_still_refuses_every_equal_key(
+    tmp_path: Path, engine: type[Any]
+) -> None:
+    """GridFS's ``files_id, n``: 1, 1.0 and Int64(1) are one key, as on the unpatched engine;
+    another file's chunk 1, or chunk 2, is not a duplicate."""
+    with opened(engine(str(tmp_path / "db.sqlite3"))) as client:
+        chunks = client.cook["media.chunks"]
+        chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+        files_id = ObjectId()
+        chunks.insert_one({"files_id": files_id, "n": 1, "data": b"a"})
+        for same in (1, 1.0, Int64(1)):
+            with pytest.raises(DuplicateKeyError):
+                chunks.insert_one({"files_id": files_id, "n": same, "data": b"b"})
+        chunks.insert_one({"files_id": files_id, "n": 2, "data": b"c"})
+        chunks.insert_one({"files_id": ObjectId(), "n": 1, "data": b"d"})
+        chunks.insert_one({"files_id": files_id, "n": Int64(3), "data": b"e"})
+        with pytest.raises(DuplicateKeyError):
+            chunks.insert_one({"files_id": files_id, "n": 3, "data": b"f"})
+        with pytest.raises(DuplicateKeyError):
+            chunks.update_one({"files_id": files_id, "n": 2}, {"$set": {"n": 1.0}})
+        assert chunks.count_documents({"files_id": files_id}) == 3
