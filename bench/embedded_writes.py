@@ -109,7 +109,7 @@ def round_on(db: Database[dict[str, Any]], pid: int, sizes: Sizes, side: Side) -
     files = [os.urandom(sizes.file_bytes) for _ in range(sizes.files)]
     mib = sizes.files * sizes.file_bytes / 2**20
     cpu, began = cpu_seconds(pid), time.perf_counter()
-    ids = [bucket.upload_from_stream(f"f{i}", data) for i, data in enumerate(files)]
+    ids = [bucket.upload_from_stream(uuid.uuid4().hex, data) for data in files]
     side.write_mib_s.append(mib / (time.perf_counter() - began))
     side.cpu_ms_per_mib.append((cpu_seconds(pid) - cpu) * 1000 / mib)
     began = time.perf_counter()
