@@ -42,6 +42,10 @@ version. None of them changes a result; each one only lets SQLite find the same 
    "'NoneType' object is not subscriptable"). Both steps now take the lock (re-entrant, so the
    find paths that already hold it are unchanged).
 
+Where Cook's probe indexes live (one per path across all namespaces here) and how their
+queries name the namespace are three small hooks (``_cook_probe_name``, ``_cook_index_where``,
+``_cook_namespace``) that ``service/embedded_writes.py`` overrides to make them per namespace.
+
 Same race as mongoeco's own choice between its scalar-only and array-aware SQL: a probe's
 answer holds for the collection as the engine last saw it (writes clear the cache).
 ``tests/test_embedded_engine.py`` compares this engine with the unpatched one on thousands of

@@ -45,8 +45,11 @@ three parts on the write path. Like the others, none changes a result.
    non-zero floats); anything else is serialized as before.
 
 ``tests/test_embedded_writes.py`` proves each part: the differential run against the unpatched
-engine over several namespaces and across the rebuild, the plans of the real statements, an
-authorizer that fails a write evaluating another collection's index, and GridFS round trips.
+engine over several namespaces and across the rebuild (and that it notices statements naming
+the wrong namespace), the plans of the real statements, a recording ``json_extract`` on the
+engine's connection that sees no other collection's index evaluated by a write (the previous
+engine fails that test), equal numeric keys still refused, a rebuild killed halfway, and a
+16 MiB GridFS file through the wire. ``bench/embedded_writes.py`` measures before and after.
 """
 
 from __future__ import annotations
