@@ -8,9 +8,10 @@ Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngi
 engine used), pinned to the exact mongoeco version (4.11.0): inserts and reads that scanned the
 whole collection now use indexes, each write pays only for its own collection's indexes, and
 the change-event dispatch, which no wire client can consume, is off. On another version the
-plain engine runs, after the indexes are made whole-table again. ``tests/test_embedded_db.py`` proves duplicates are still
-refused, insert latency stays flat as a collection grows, and reads never fail beside writes;
-``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns.
+plain engine runs, after the indexes are made whole-table again. ``tests/test_embedded_db.py``
+proves duplicates are still refused, insert latency stays flat as a collection grows, and
+reads never fail beside writes; ``tests/test_embedded_engine.py`` that reads return what the
+unpatched engine returns.
 """
 
 from __future__ import annotations
