@@ -397,3 +397,21 @@ def test_a_compound_unique_key_checked_by_a_seek_still_refuses_every_equal_key(
         with pytest.raises(DuplicateKeyError):
             chunks.update_one({"files_id": files_id, "n": 2}, {"$set": {"n": 1.0}})
         assert chunks.count_documents({"files_id": files_id}) == 3
+
+
+def test_a_renamed_collection_takes_its_partial_indexes_along(tmp_path: Path) -> None:
+    """After a rename every row has the new name: its indexes are rebuilt on it (a hint on an
+    index still partial on the old name would fail with "no query solution")."""
+    path = tmp_path / "db.sqlite3"
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        fill(client)
+        client.cook.pieces.rename("renamed")
+        renamed = client.cook.renamed
+        assert len(list(renamed.find({"g": 1}).hint("g_n"))) == 13
+        with pytest.raises(DuplicateKeyError):
+            renamed.insert_one({"k": "k3"})
+        assert client.cook.pieces.count_documents({}) == 0
+    own = owners(path)
+    for name, sql in documents_indexes(path):
+        if own.get(name) == ("cook", "renamed"):
+            assert sql.endswith(" WHERE " + namespace_where("cook", "renamed")), sql
