@@ -84,6 +84,7 @@ class Side:
     read_cpu_ms_per_mib: list[float] = field(default_factory=list)
     insert_ms: list[float] = field(default_factory=list)
     update_ms: list[float] = field(default_factory=list)
+    write_cpu_ms: list[float] = field(default_factory=list)  # per insert + update pair
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,6 +121,7 @@ def round_on(db: Database[dict[str, Any]], pid: int, sizes: Sizes, side: Side) -
     side.read_cpu_ms_per_mib.append((cpu_seconds(pid) - cpu) * 1000 / mib)
     assert back == files, "GridFS read back other bytes"
     inserts, updates = [], []
+    cpu = cpu_seconds(pid)
     for n in range(sizes.samples):
         doc = piece(n, f"ck_w{uuid.uuid4().hex[:8]}", "running")
         began = time.perf_counter()
@@ -128,6 +130,7 @@ def round_on(db: Database[dict[str, Any]], pid: int, sizes: Sizes, side: Side) -
         began = time.perf_counter()
         db.pieces.update_one({"_id": doc["_id"]}, {"$set": {"status": "completed", "at": NOW}})
         updates.append(time.perf_counter() - began)
+    side.write_cpu_ms.append((cpu_seconds(pid) - cpu) * 1000 / sizes.samples)
     side.insert_ms.append(statistics.median(inserts) * 1000)
     side.update_ms.append(statistics.median(updates) * 1000)
 
@@ -160,6 +163,7 @@ def report(sides: dict[str, Side], sizes: Sizes) -> list[str]:
         ("server CPU per MiB read, ms", "read_cpu_ms_per_mib", 0),
         ("insert_one of a piece, median ms", "insert_ms", 2),
         ("update_one of a piece by _id, median ms", "update_ms", 2),
+        ("server CPU per insert_one + update_one, ms", "write_cpu_ms", 2),
     ):
         b, a = statistics.median(getattr(before, attr)), statistics.median(getattr(after, attr))
         rows.append([name, f"{b:.{digits}f}", f"{a:.{digits}f}", f"{a / b:.2f}"])
