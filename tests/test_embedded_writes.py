@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -373,6 +374,10 @@ def test_a_sixteen_mib_gridfs_file_round_trips_through_the_wire(tmp_path: Path) 
         assert hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
         assert client.cook["media.chunks"].count_documents({"files_id": file_id}) == 65
     print(f"16 MiB written in {wrote:.2f} s")
+    found = documents_indexes(tmp_path / "db" / "cook.sqlite3")  # the server's own file
+    assert found
+    for _, sql in found:
+        assert re.search(r" WHERE db_name = '[^']+' AND coll_name = '[^']+'$", sql), sql
 
 
 @pytest.mark.parametrize("engine", [NamespacedIndexesEngine, SQLiteEngine])
