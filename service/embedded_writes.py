@@ -209,7 +209,8 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
         """mongoeco's text for ``document``; a large binary at the top level is spliced in as
         the codec writes it (its hexadecimal digits), not passed through ``json.dumps``."""
         large = []
-        if self.cook_encode_once and isinstance(document, dict):
+        plain = type(document) is dict or DocumentCodec.is_internal(document)  # not a SON
+        if self.cook_encode_once and plain and isinstance(document, dict):
             large = [k for k, v in document.items() if type(v) in BINARIES and len(v) >= LARGE]
         if not large:
             text: str = super()._serialize_document(document)

@@ -5,6 +5,7 @@ several namespaces, and GridFS files round-tripping through the wire."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import random
@@ -22,7 +23,7 @@ from typing import Any
 
 import gridfs
 import pytest
-from bson import Int64, ObjectId
+from bson import SON, Binary, Int64, ObjectId
 from mongoeco import MongoClient as DirectClient
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.errors import DuplicateKeyError
@@ -420,3 +421,43 @@ def test_a_renamed_collection_takes_its_partial_indexes_along(tmp_path: Path) ->
     for name, sql in documents_indexes(path):
         if own.get(name) == ("cook", "renamed"):
             assert sql.endswith(" WHERE " + namespace_where("cook", "renamed")), sql
+
+
+def stored_texts(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT document FROM documents ORDER BY storage_key").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_a_document_is_stored_as_the_same_text_the_unpatched_engine_writes(
+    tmp_path: Path,
+) -> None:
+    """Part 7 splices large binaries and reuses the row's text for the change event: the rows
+    are the unpatched engine's, byte for byte, and so is each event's text."""
+    big = os.urandom(300_000)
+    docs: list[dict[str, Any]] = [
+        {"_id": "a", "files_id": ObjectId(), "n": 0, "data": Binary(big)},
+        {"_id": "b", "raw": big[:5000], "tagged": Binary(big[:6000], 5), "small": b"x", "s": "t"},
+        {"_id": "c", "nested": {"data": Binary(big[:7000])}, "n": -0.0, "f": 2.5},
+        {"_id": "d", "son": SON([("x", Binary(big[:8000])), ("y", 1)])},
+    ]
+    rows = []
+    for engine in (SQLiteEngine, NamespacedIndexesEngine):
+        path = tmp_path / f"{engine.__name__}.sqlite3"
+        with opened(engine(str(path))) as client:
+            client.cook.files.insert_many([dict(d) for d in docs])
+            client.cook.files.update_one({"_id": "b"}, {"$set": {"s": "u"}})
+        rows.append(stored_texts(path))
+    assert rows[0] == rows[1]
+    patched, plain = NamespacedIndexesEngine(":memory:"), SQLiteEngine(":memory:")
+    for d in docs:
+        assert patched._serialize_document(d) == plain._serialize_document(d)
+        event = {
+            "operation_type": "insert",
+            "db_name": "cook",
+            "coll_name": "files",
+            "document_key": {"_id": d["_id"]},
+            "full_document": copy.deepcopy(d),
+            "update_description": None,
+        }
+        assert patched._serialize_document(event) == plain._serialize_document(event)
