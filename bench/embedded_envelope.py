@@ -3,6 +3,7 @@ the read fixes, over the wire, in one run.
 
     .venv/bin/python -m bench.embedded_envelope [--sizes 1000,10000,30000,100000]
                                                  [--before-up-to 30000] [--samples 15]
+    .venv/bin/python -m bench.embedded_envelope --writes [--quick]   (bench/embedded_writes.py)
 
 Two embedded servers in their own processes, one per engine: ``before`` is Cook's engine
 without the read fixes (``FlatInsertSQLiteEngine``), ``after`` is ``IndexedReadsEngine``. Both
@@ -130,6 +131,13 @@ def median_ms(
 
 @contextmanager
 def server(engine: str, data_dir: Path) -> Iterator[str]:
+    with server_process(engine, data_dir) as (uri, _):
+        yield uri
+
+
+@contextmanager
+def server_process(engine: str, data_dir: Path) -> Iterator[tuple[str, int]]:
+    """A wire server on the named engine in its own process: its URI and process id."""
     address = data_dir / "address"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.embedded_envelope", "--serve", engine, str(data_dir)]
@@ -142,7 +150,7 @@ def server(engine: str, data_dir: Path) -> Iterator[str]:
             time.sleep(0.05)
         uri = address.read_text()
         wait_until_answering(uri, 30)
-        yield uri
+        yield uri, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -152,9 +160,9 @@ def serve(engine: str, data_dir: Path) -> None:
     """The server process: mongoeco's wire server on the named engine class."""
     from mongoeco.wire import AsyncMongoEcoProxyServer
 
-    from service import embedded_engine
+    from service import embedded_engine, embedded_writes
 
-    engine_class = getattr(embedded_engine, engine)
+    engine_class = getattr(embedded_writes, engine, None) or getattr(embedded_engine, engine)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -224,6 +232,11 @@ def report(results: dict[str, dict[int, dict[str, float]]]) -> list[str]:
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--serve":
         serve(sys.argv[2], Path(sys.argv[3]))
+        return
+    if "--writes" in sys.argv:  # the write path: GridFS and single writes, before and after
+        from bench import embedded_writes
+
+        embedded_writes.main([a for a in sys.argv[1:] if a != "--writes"])
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,30000,100000")

@@ -4,11 +4,14 @@ The API never runs the engine in its own event loop (the engine's work blocks th
 spawns ``python -m service db`` and talks to it over a real connection, as to MongoDB.
 
 Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngine``, on
-``FlatInsertSQLiteEngine``), pinned to the exact mongoeco version (4.11.0): inserts and reads
-that scanned the whole collection now use indexes, and the change-event dispatch, which no
-wire client can consume, is off. ``tests/test_embedded_db.py`` proves duplicates are still
-refused, insert latency stays flat as a collection grows, and reads never fail beside writes;
-``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns.
+``FlatInsertSQLiteEngine``) and ``service/embedded_writes.py`` (``NamespacedIndexesEngine``, the
+engine used), pinned to the exact mongoeco version (4.11.0): inserts and reads that scanned the
+whole collection now use indexes, each write pays only for its own collection's indexes, and
+the change-event dispatch, which no wire client can consume, is off. On another version the
+plain engine runs, after the indexes are made whole-table again. ``tests/test_embedded_db.py``
+proves duplicates are still refused, insert latency stays flat as a collection grows, and
+reads never fail beside writes; ``tests/test_embedded_engine.py`` that reads return what the
+unpatched engine returns.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
+from service.embedded_index_scope import whole_table_indexes
+
 log = logging.getLogger(__name__)
 
 PATCHED_MONGOECO_VERSION = "4.11.0"
@@ -49,14 +54,16 @@ def make_engine(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = str(data_dir / DATABASE_FILE)
     if insert_fix_applies():
-        from service.embedded_engine import IndexedReadsEngine  # imports private modules
+        from service.embedded_writes import NamespacedIndexesEngine  # imports private modules
 
-        return IndexedReadsEngine(path)
+        return NamespacedIndexesEngine(path)
     log.warning(
         "mongoeco %s is not %s: inserts and reads are O(collection size) without the fixes",
         mongoeco.__version__,
         PATCHED_MONGOECO_VERSION,
     )
+    if Path(path).exists():
+        whole_table_indexes(path)  # the plain engine cannot use namespace-partial indexes
     return SQLiteEngine(path)
 
 

@@ -42,6 +42,10 @@ version. None of them changes a result; each one only lets SQLite find the same 
    "'NoneType' object is not subscriptable"). Both steps now take the lock (re-entrant, so the
    find paths that already hold it are unchanged).
 
+Where Cook's probe indexes live (one per path across all namespaces here) and how their
+queries name the namespace are three small hooks (``_cook_probe_name``, ``_cook_index_where``,
+``_cook_namespace``) that ``service/embedded_writes.py`` overrides to make them per namespace.
+
 Same race as mongoeco's own choice between its scalar-only and array-aware SQL: a probe's
 answer holds for the collection as the engine last saw it (writes clear the cache).
 ``tests/test_embedded_engine.py`` compares this engine with the unpatched one on thousands of
@@ -214,24 +218,38 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
             )
         }
         for field in sorted(fields):
-            name = probe_index_name(field)
+            name = self._cook_probe_name(db_name, coll_name, field)
             if name not in existing:
                 path, tagged_type = _paths(field)
                 conn.execute(
                     f"CREATE INDEX IF NOT EXISTS {name} ON documents (db_name, coll_name, "
                     f"json_type(document, {path}), json_extract(document, {tagged_type}))"
+                    + self._cook_index_where(db_name, coll_name)
                 )
+
+    def _cook_probe_name(self, db_name: str, coll_name: str, field: str) -> str:
+        """The probe index of ``field``: here one for every namespace (``embedded_writes``
+        gives each namespace its own)."""
+        return probe_index_name(field)
+
+    def _cook_index_where(self, db_name: str, coll_name: str) -> str:
+        """The ``WHERE`` of Cook's indexes: none here (one index spans every namespace)."""
+        return ""
+
+    def _cook_namespace(self, db_name: str, coll_name: str) -> Fragment:
+        """The namespace terms of Cook's own probe queries, and their parameters."""
+        return "db_name = ? AND coll_name = ?", [db_name, coll_name]
 
     def _cook_wanted_fields(self, db_name: str, coll_name: str) -> set[str]:
         wanted: dict[tuple[str, str], set[str]] = self.__dict__.setdefault("_cook_wanted", {})
         return wanted.setdefault((db_name, coll_name), set())
 
-    def _cook_probe_index_exists(self, field: str) -> bool:
+    def _cook_probe_index_exists(self, db_name: str, coll_name: str, field: str) -> bool:
         row = (
             self._require_connection()
             .execute(
                 "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?",
-                (probe_index_name(field),),
+                (self._cook_probe_name(db_name, coll_name, field),),
             )
             .fetchone()
         )
@@ -251,22 +269,20 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
             wanted.add(field)
         path, _ = _paths(field)
         conn = self._require_connection()
-        if self._cook_probe_index_exists(field):
-            where = "FROM documents WHERE db_name = ? AND coll_name = ? AND json_type(document, "
+        namespace, params = self._cook_namespace(db_name, coll_name)
+        if self._cook_probe_index_exists(db_name, coll_name, field):
+            where = f"FROM documents WHERE {namespace} AND json_type(document, "
             probes = [f"EXISTS(SELECT 1 {where}{path}) IS NULL)"] + [
                 f"EXISTS(SELECT 1 {where}{path}) = '{t}')" for t in JSON_TYPES
             ]
-            row = conn.execute(
-                "SELECT " + ", ".join(probes), (db_name, coll_name) * len(probes)
-            ).fetchone()
+            row = conn.execute("SELECT " + ", ".join(probes), params * len(probes)).fetchone()
             present: Types = frozenset(
                 t for t, hit in zip((None, *JSON_TYPES), row, strict=True) if hit
             )
         else:
             rows = conn.execute(
-                f"SELECT DISTINCT json_type(document, {path}) FROM documents "  # noqa: S608
-                "WHERE db_name = ? AND coll_name = ?",
-                (db_name, coll_name),
+                f"SELECT DISTINCT json_type(document, {path}) FROM documents WHERE {namespace}",  # noqa: S608
+                params,
             ).fetchall()
             present = frozenset(r[0] for r in rows)
         cache[key] = present
@@ -350,13 +366,14 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
         if key in cache:
             return bool(cache[key])
         path, tagged_type = _paths(field)
+        namespace, params = self._cook_namespace(db_name, coll_name)
         row = (
             self._require_connection()
             .execute(
-                "SELECT 1 FROM documents WHERE db_name = ? AND coll_name = ? "  # noqa: S608
+                f"SELECT 1 FROM documents WHERE {namespace} "  # noqa: S608
                 f"AND json_type(document, {path}) = 'object' "
                 f"AND json_extract(document, {tagged_type}) = ? LIMIT 1",
-                (db_name, coll_name, value_type),
+                [*params, value_type],
             )
             .fetchone()
         )

@@ -1,5 +1,7 @@
-"""The indexed-reads engine returns what the unpatched mongoeco engine returns, and breaking any
-part of it is caught (``tests/engine_diff.py`` runs both on the same random workload)."""
+"""Cook's engine (``NamespacedIndexesEngine``, on the indexed-reads engine) returns what the
+unpatched mongoeco engine returns, and breaking any part of the read fixes is caught
+(``tests/engine_diff.py`` runs both on the same random workload; ``test_embedded_writes.py``
+covers the write-side parts)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pymongo import MongoClient
 from service import embedded_engine
 from service.embedded_db import make_engine
 from service.embedded_engine import IndexedReadsEngine
+from service.embedded_writes import NamespacedIndexesEngine as CookEngine
 from tests import engine_diff
 
 SOAK = os.environ.get("COOK_SOAK") == "1"
@@ -32,7 +35,7 @@ SOAK_SEEDS = range(100, 110)
 def differential(tmp_path: Path, kind: str, ops: int, docs: int, seed: int) -> engine_diff.Report:
     clients = [
         DirectClient(engine=SQLiteEngine(str(tmp_path / f"{kind}-{seed}-reference.sqlite3"))),
-        DirectClient(engine=IndexedReadsEngine(str(tmp_path / f"{kind}-{seed}-patched.sqlite3"))),
+        DirectClient(engine=CookEngine(str(tmp_path / f"{kind}-{seed}-patched.sqlite3"))),
     ]
     try:
         reference, candidate = (c.db[kind] for c in clients)
@@ -165,7 +168,7 @@ def test_over_the_wire_the_patched_engine_answers_as_the_unpatched_one(
     tmp_path: Path, kind: str
 ) -> None:
     reference = SQLiteEngine(str(tmp_path / "reference.sqlite3"))
-    candidate = IndexedReadsEngine(str(tmp_path / "patched.sqlite3"))
+    candidate = CookEngine(str(tmp_path / "patched.sqlite3"))
     with wire_server(reference) as ref_uri, wire_server(candidate) as cand_uri:
         clients: list[MongoClient[dict[str, Any]]] = [MongoClient(ref_uri), MongoClient(cand_uri)]
         try:
@@ -180,7 +183,7 @@ def test_over_the_wire_the_patched_engine_answers_as_the_unpatched_one(
 def test_the_launcher_runs_the_indexed_reads_engine_on_the_pinned_mongoeco_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert isinstance(make_engine(tmp_path), IndexedReadsEngine)
+    assert isinstance(make_engine(tmp_path), CookEngine)
     monkeypatch.setattr(mongoeco, "__version__", "4.12.0")
     assert type(make_engine(tmp_path)) is SQLiteEngine, "other versions get the plain engine"
 
@@ -191,7 +194,7 @@ EXPLAINS = 1000 if SOAK else 100
 def test_explain_answers_while_other_clients_write_and_read(tmp_path: Path) -> None:
     """Explain under concurrent writes: mongoeco planned it outside its lock, and now and then it
     failed on another statement's row (``IndexedReadsEngine``, part 4)."""
-    engine = IndexedReadsEngine(str(tmp_path / "explain.sqlite3"))
+    engine = CookEngine(str(tmp_path / "explain.sqlite3"))
     failures: list[str] = []
     stop = threading.Event()
     with wire_server(engine) as uri:

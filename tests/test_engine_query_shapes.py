@@ -32,7 +32,9 @@ from orchestration.cooks import CookStore
 from orchestration.events import EventLog
 from orchestration.pieces import PieceOrder, PieceQuery, PieceStatus, PieceStore, Review, listing
 from orchestration.runs import RunStore
-from service.embedded_engine import FlatInsertSQLiteEngine, IndexedReadsEngine
+from service.embedded_engine import FlatInsertSQLiteEngine
+from service.embedded_index_scope import whole_table_indexes
+from service.embedded_writes import NamespacedIndexesEngine as IndexedReadsEngine
 
 SOAK = os.environ.get("COOK_SOAK") == "1"
 SMALL, LARGE = (1_000, 20_000) if SOAK else (300, 3_000)
@@ -280,6 +282,8 @@ WRITES = itertools.count(10_000_000)
 
 def measure(engine_class: type[Any], path: Path) -> dict[str, int]:
     """Per shape, the VM steps (thousands) it costs right after an unrelated write."""
+    if not issubclass(engine_class, IndexedReadsEngine):
+        whole_table_indexes(str(path))  # as make_engine does for an unpatched engine
     engine = counting(engine_class)(str(path))
     found = {}
     with opened(engine) as db:

@@ -1,0 +1,463 @@
+"""Writes into Cook's embedded engine pay only for their own collection (``embedded_writes``):
+indexes partial by namespace (also after a rebuild of an older file, killed halfway), the
+statements that need them still served by them, answers equal to the unpatched engine's across
+several namespaces, and GridFS files round-tripping through the wire."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import gridfs
+import pytest
+from bson import SON, Binary, Int64, ObjectId
+from mongoeco import MongoClient as DirectClient
+from mongoeco.engines.sqlite import SQLiteEngine
+from mongoeco.errors import DuplicateKeyError
+from pymongo import MongoClient
+
+from service.embedded_db import EmbeddedDatabase
+from service.embedded_index_scope import namespace_where, whole_table_indexes
+from service.embedded_writes import NamespacedIndexesEngine
+from tests import engine_diff
+
+NAMESPACES = (("cook", "pieces"), ("cook", "media.chunks"), ("other", "pieces"))
+
+
+class PreviousEngine(NamespacedIndexesEngine):
+    """Cook's engine before this change: whole-table indexes, one probe index per path."""
+
+    cook_namespaced = False
+    cook_unique_seeks = False
+    cook_encode_once = False
+
+
+@contextmanager
+def opened(engine: Any) -> Iterator[Any]:
+    client = DirectClient(engine=engine)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def fill(client: Any, docs: int = 40) -> None:
+    """Each namespace gets indexes (one unique, one compound) and documents."""
+    for db, coll in NAMESPACES:
+        c = client[db][coll]
+        c.create_index([("k", 1)], name="k", unique=True)
+        c.create_index([("g", 1), ("n", -1)], name="g_n")
+        c.insert_many(
+            [{"_id": f"{coll}{i}", "k": f"k{i}", "g": i % 3, "n": i} for i in range(docs)]
+        )
+
+
+def documents_indexes(path: Path) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'documents' AND sql IS NOT NULL"
+        ).fetchall()
+    return [(str(n), str(s)) for n, s in rows]
+
+
+def owners(path: Path) -> dict[str, tuple[str, str]]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT physical_name, db_name, coll_name FROM indexes").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows if r[0]}
+
+
+def assert_all_partial(path: Path) -> None:
+    found = documents_indexes(path)
+    assert found
+    own = owners(path)
+    namespaces = [namespace_where(db, coll) for db, coll in NAMESPACES]
+    for name, sql in found:
+        if name in own:
+            assert sql.endswith(" WHERE " + namespace_where(*own[name])), sql
+        else:
+            assert name.startswith("cook_probe_"), sql
+            assert any(sql.endswith(" WHERE " + w) for w in namespaces), sql
+
+
+def test_every_index_of_documents_is_partial_by_its_namespace(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        fill(client)
+        client.cook.pieces.update_one({"k": "k1"}, {"$set": {"n": 100}})
+    names = [name for name, _ in documents_indexes(path)]
+    assert sum(name.startswith("cook_probe_") for name in names) >= len(NAMESPACES)
+    assert sum(name in owners(path) for name in names) == 2 * len(NAMESPACES)
+    assert_all_partial(path)
+
+
+def test_an_older_data_directory_is_rebuilt_partial_at_start_and_answers_the_same(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    with opened(PreviousEngine(str(path))) as client:
+        fill(client)
+    assert not any(" WHERE " in sql for _, sql in documents_indexes(path))
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        pieces = client.cook.pieces
+        assert pieces.find_one({"k": "k1"}, {"n": 1}) == {"_id": "pieces1", "n": 1}  # starts
+        assert_all_partial(path)
+        assert pieces.count_documents({"g": 1}) == 13
+        assert [d["n"] for d in pieces.find({"g": 2}).sort("n", -1).hint("g_n").limit(3)] == [
+            38,
+            35,
+            32,
+        ]
+        with pytest.raises(DuplicateKeyError):
+            pieces.insert_one({"k": "k5"})
+    with opened(NamespacedIndexesEngine(str(path))) as client:  # again: nothing to do
+        assert client.cook.pieces.count_documents({}) == 40
+    assert_all_partial(path)
+
+
+REBUILD_SLOWLY = """
+import sys, time
+from mongoeco import MongoClient
+import service.embedded_writes as w
+original = w.in_transaction
+def slow(conn, *statements):
+    original(conn, *statements)
+    print("rebuilt", flush=True)
+    time.sleep(0.5)
+w.in_transaction = slow
+MongoClient(engine=w.NamespacedIndexesEngine(sys.argv[1])).cook.pieces.find_one()
+"""
+
+
+def test_a_rebuild_killed_halfway_leaves_a_file_that_opens_and_is_rebuilt_next_time(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    with opened(PreviousEngine(str(path))) as client:
+        fill(client)
+    script = textwrap.dedent(REBUILD_SLOWLY)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "rebuilt"
+        assert proc.stdout.readline().strip() == "rebuilt"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    halfway = [" WHERE " in sql for _, sql in documents_indexes(path)]
+    assert any(halfway), "the kill came before any rebuild"
+    assert not all(halfway), "the kill came after the last rebuild"
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        assert client.other.pieces.count_documents({"g": 0}) == 14  # starts
+        assert_all_partial(path)
+        assert client.cook["media.chunks"].find_one({"k": "k7"}, {"n": 1}) == {
+            "_id": "media.chunks7",
+            "n": 7,
+        }
+
+
+def test_another_mongoeco_version_gets_whole_table_indexes_back(tmp_path: Path) -> None:
+    """The unpatched engine names a hinted index with bound parameters: SQLite refuses a
+    partial one ("no query solution"), so ``make_engine`` rebuilds them whole first."""
+    path = tmp_path / "db.sqlite3"
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        fill(client)
+    with opened(SQLiteEngine(str(path))) as client, pytest.raises(Exception, match="solution"):
+        list(client.cook.pieces.find({"g": 1}).hint("g_n"))
+    assert whole_table_indexes(str(path)) == 2 * len(NAMESPACES)
+    with opened(SQLiteEngine(str(path))) as client:
+        assert len(list(client.cook.pieces.find({"g": 1}).hint("g_n"))) == 13
+
+
+class Recorder:
+    """Records the JSON paths ``json_extract`` is evaluated on, per document written."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.on = False
+        self.connections: list[sqlite3.Connection] = []
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
+
+
+def recording(base: type[Any], recorder: Recorder) -> type[Any]:
+    class Recording(base):  # type: ignore[misc, valid-type]
+        def _create_sqlite_connection(self) -> sqlite3.Connection:
+            conn: sqlite3.Connection = super()._create_sqlite_connection()
+            real = sqlite3.connect(":memory:", check_same_thread=False)
+            recorder.connections.append(real)
+
+            def json_extract(document: Any, *paths: Any) -> Any:
+                if recorder.on and isinstance(document, str) and '"marker"' in document:
+                    recorder.paths.extend(paths)
+                marks = ", ".join("?" for _ in paths)
+                return real.execute(
+                    f"SELECT json_extract(?, {marks})", (document, *paths)
+                ).fetchone()[0]
+
+            conn.create_function("json_extract", -1, json_extract, deterministic=True)
+            return conn
+
+    return Recording
+
+
+@pytest.mark.parametrize("engine", [NamespacedIndexesEngine, PreviousEngine])
+def test_a_write_evaluates_no_index_expression_of_another_collection(
+    tmp_path: Path, engine: type[Any]
+) -> None:
+    """SQLite's own ``json_extract`` is replaced on the engine's connection by a recording one:
+    writing to ``a`` must evaluate ``a``'s index expressions and none of ``b``'s (the engine
+    as it was evaluated them all, which shows the measure can fail)."""
+    recorder = Recorder()
+    with opened(recording(engine, recorder)(str(tmp_path / "db.sqlite3"))) as client:
+        client.cook.a.create_index("onlyA")
+        client.cook.b.create_index("onlyB")
+        client.cook.b.create_index([("onlyB", 1), ("alsoB", 1)], unique=True)
+        client.cook.b.insert_one({"onlyB": 1, "alsoB": 2})
+        recorder.on = True
+        client.cook.a.insert_one({"_id": "x", "onlyA": 1, "marker": True})
+        client.cook.a.update_one({"_id": "x"}, {"$set": {"onlyA": 2, "other": 3}})
+    recorder.close()
+    assert any("onlyA" in p for p in recorder.paths), recorder.paths
+    evaluated_b = any("onlyB" in p or "alsoB" in p for p in recorder.paths)
+    assert evaluated_b == (engine is PreviousEngine), recorder.paths
+
+
+def traced(engine: Any) -> list[str]:
+    statements: list[str] = []
+    engine._require_connection().set_trace_callback(statements.append)
+    return statements
+
+
+def plan(path: Path, sql: str) -> str:
+    """EXPLAIN QUERY PLAN of a statement as traced (its parameters inlined by SQLite)."""
+    with closing(sqlite3.connect(path)) as conn:
+        return " | ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+
+
+def test_the_statements_that_need_an_index_are_served_by_a_partial_one(tmp_path: Path) -> None:
+    """The real statements, as SQLite traced them: the unique-key seek of a chunk, the probes,
+    a find, a count and the selection of an update, each searches an index beyond the
+    namespace."""
+    path = tmp_path / "db.sqlite3"
+    engine = NamespacedIndexesEngine(str(path))
+    with opened(engine) as client:
+        fill(client)
+        chunks = client.cook["media.chunks"]
+        chunks.create_index([("files_id", 1), ("n", 1)], name="files_id_1_n_1", unique=True)
+        files_id = ObjectId()
+        chunks.insert_one({"files_id": files_id, "n": 0, "k": "c0", "data": b"x" * 10})
+        statements = traced(engine)
+        chunks.insert_one({"files_id": files_id, "n": 1, "k": "c1", "data": b"y" * 10})
+        client.cook.pieces.update_one({"g": 1, "n": 4}, {"$set": {"x": 1}})
+        assert client.cook.pieces.count_documents({"g": 2, "n": {"$gt": 3}}) == 12
+        engine._require_connection().set_trace_callback(None)
+    seek = [s for s in statements if s.startswith("SELECT storage_key FROM documents WHERE")]
+    assert seek, statements
+    assert "USING INDEX" in plan(path, seek[0])
+    assert "<expr>=?" in plan(path, seek[0])
+    probes = [s for s in statements if "EXISTS(SELECT 1 FROM documents" in s]
+    assert probes
+    assert "cook_probe_" in plan(path, probes[0]), probes
+    by_g = [s for s in statements if "documents" in s and "$.g" in s and "SELECT" in s]
+    assert by_g, statements
+    for s in by_g:
+        assert "<expr>" in plan(path, s), (s, plan(path, s))
+
+
+def compare_reads(reference: Any, candidate: Any, seed: int, ids: list[Any]) -> list[str]:
+    rng = random.Random(seed)
+    found = []
+    for _ in range(60):
+        q = engine_diff.query(rng, "mixed", ids)
+        a, b = (sorted(map(repr, c.find(q))) for c in (reference, candidate))
+        if a != b:
+            found.append(f"find {q}")
+        hint = rng.choice([o["name"] for _, o in engine_diff.INDEXES])
+        a, b = (sorted(map(repr, c.find(q).hint(hint))) for c in (reference, candidate))
+        if a != b:
+            found.append(f"find {q} hint {hint}")
+    return found
+
+
+def test_writes_across_namespaces_and_a_rebuild_return_what_the_unpatched_engine_returns(
+    tmp_path: Path,
+) -> None:
+    """The random differential workload, run on three namespaces of the same two files one
+    after the other (each namespace's indexes present while the others are written), first on
+    a file in the previous layout, then after the rebuild; earlier namespaces re-read after."""
+    ref_path, cand_path = tmp_path / "reference.sqlite3", tmp_path / "candidate.sqlite3"
+    reference = DirectClient(engine=SQLiteEngine(str(ref_path)))
+    try:
+        with opened(PreviousEngine(str(cand_path))) as before:
+            report = engine_diff.run(
+                reference.d1.k1, before.d1.k1, ops=150, seed=21, kind="mixed", docs=30
+            )
+            assert not report.mismatches, report.mismatches[:3]
+        with opened(NamespacedIndexesEngine(str(cand_path))) as after:
+            mismatches = []
+            for seed, (db, coll, kind) in enumerate(
+                (("d1", "k2", "clean"), ("d2", "k1", "messy"), ("d1", "k3", "mixed")), 30
+            ):
+                report = engine_diff.run(
+                    reference[db][coll], after[db][coll], ops=200, seed=seed, kind=kind, docs=30
+                )
+                mismatches += report.mismatches
+            ids = [d["_id"] for d in reference.d1.k1.find({}, {"_id": 1})]
+            mismatches += compare_reads(reference.d1.k1, after.d1.k1, 5, ids)
+            assert not mismatches, "\n".join(mismatches[:5])
+            assert_all_partial_somewhere(cand_path)
+    finally:
+        reference.close()
+
+
+def assert_all_partial_somewhere(path: Path) -> None:
+    for _, sql in documents_indexes(path):
+        assert " WHERE db_name = " in sql, sql
+
+
+def test_the_differential_run_notices_statements_that_name_the_wrong_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broken on purpose: the literal namespace (of the indexes and of the statements) names
+    another collection; the run must notice."""
+
+    def elsewhere(db: str, coll: str) -> str:
+        return f"db_name = '{db}' AND coll_name = 'elsewhere'"
+
+    monkeypatch.setattr("service.embedded_writes.namespace_where", elsewhere)
+    reference = DirectClient(engine=SQLiteEngine(str(tmp_path / "r.sqlite3")))
+    candidate = DirectClient(engine=NamespacedIndexesEngine(str(tmp_path / "c.sqlite3")))
+    try:
+        report = engine_diff.run(
+            reference.d.k, candidate.d.k, ops=80, seed=3, kind="clean", docs=20
+        )
+    finally:
+        reference.close()
+        candidate.close()
+    assert report.mismatches
+
+
+SIXTEEN_MIB = 16 * 2**20
+
+
+def test_a_sixteen_mib_gridfs_file_round_trips_through_the_wire(tmp_path: Path) -> None:
+    """Through the embedded server ``bin/serve`` starts, with Cook's default client timeout
+    (the whole upload is one operation under it), byte for byte."""
+    data = os.urandom(SIXTEEN_MIB)
+    with EmbeddedDatabase(tmp_path / "db") as db, MongoClient(db.uri, timeoutMS=5000) as client:
+        bucket = gridfs.GridFSBucket(client.cook, bucket_name="media")
+        began = time.monotonic()
+        file_id = bucket.upload_from_stream("big", data)
+        wrote = time.monotonic() - began
+        back = bucket.open_download_stream(file_id).read()
+        assert hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
+        assert client.cook["media.chunks"].count_documents({"files_id": file_id}) == 65
+    print(f"16 MiB written in {wrote:.2f} s")
+    found = documents_indexes(tmp_path / "db" / "cook.sqlite3")  # the server's own file
+    assert found
+    for _, sql in found:
+        assert re.search(r" WHERE db_name = '[^']+' AND coll_name = '[^']+'$", sql), sql
+
+
+@pytest.mark.parametrize("engine", [NamespacedIndexesEngine, SQLiteEngine])
+def test_a_compound_unique_key_checked_by_a_seek_still_refuses_every_equal_key(
+    tmp_path: Path, engine: type[Any]
+) -> None:
+    """GridFS's ``files_id, n``: 1, 1.0 and Int64(1) are one key, as on the unpatched engine;
+    another file's chunk 1, or chunk 2, is not a duplicate."""
+    with opened(engine(str(tmp_path / "db.sqlite3"))) as client:
+        chunks = client.cook["media.chunks"]
+        chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+        files_id = ObjectId()
+        chunks.insert_one({"files_id": files_id, "n": 1, "data": b"a"})
+        for same in (1, 1.0, Int64(1)):
+            with pytest.raises(DuplicateKeyError):
+                chunks.insert_one({"files_id": files_id, "n": same, "data": b"b"})
+        chunks.insert_one({"files_id": files_id, "n": 2, "data": b"c"})
+        chunks.insert_one({"files_id": ObjectId(), "n": 1, "data": b"d"})
+        chunks.insert_one({"files_id": files_id, "n": Int64(3), "data": b"e"})
+        with pytest.raises(DuplicateKeyError):
+            chunks.insert_one({"files_id": files_id, "n": 3, "data": b"f"})
+        with pytest.raises(DuplicateKeyError):
+            chunks.update_one({"files_id": files_id, "n": 2}, {"$set": {"n": 1.0}})
+        assert chunks.count_documents({"files_id": files_id}) == 3
+
+
+def test_a_renamed_collection_takes_its_partial_indexes_along(tmp_path: Path) -> None:
+    """After a rename every row has the new name: its indexes are rebuilt on it (a hint on an
+    index still partial on the old name would fail with "no query solution")."""
+    path = tmp_path / "db.sqlite3"
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        fill(client)
+        client.cook.pieces.rename("renamed")
+        renamed = client.cook.renamed
+        assert len(list(renamed.find({"g": 1}).hint("g_n"))) == 13
+        with pytest.raises(DuplicateKeyError):
+            renamed.insert_one({"k": "k3"})
+        assert client.cook.pieces.count_documents({}) == 0
+    own = owners(path)
+    for name, sql in documents_indexes(path):
+        if own.get(name) == ("cook", "renamed"):
+            assert sql.endswith(" WHERE " + namespace_where("cook", "renamed")), sql
+
+
+def stored_texts(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute("SELECT document FROM documents ORDER BY storage_key").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_a_document_is_stored_as_the_same_text_the_unpatched_engine_writes(
+    tmp_path: Path,
+) -> None:
+    """Part 7 splices large binaries and reuses the row's text for the change event: the rows
+    are the unpatched engine's, byte for byte, and so is each event's text."""
+    big = os.urandom(300_000)
+    docs: list[dict[str, Any]] = [
+        {"_id": "a", "files_id": ObjectId(), "n": 0, "data": Binary(big)},
+        {"_id": "b", "raw": big[:5000], "tagged": Binary(big[:6000], 5), "small": b"x", "s": "t"},
+        {"_id": "c", "nested": {"data": Binary(big[:7000])}, "n": -0.0, "f": 2.5},
+        {"_id": "d", "son": SON([("x", Binary(big[:8000])), ("y", 1)])},
+    ]
+    rows = []
+    for engine in (SQLiteEngine, NamespacedIndexesEngine):
+        path = tmp_path / f"{engine.__name__}.sqlite3"
+        with opened(engine(str(path))) as client:
+            client.cook.files.insert_many([dict(d) for d in docs])
+            client.cook.files.update_one({"_id": "b"}, {"$set": {"s": "u"}})
+        rows.append(stored_texts(path))
+    assert rows[0] == rows[1]
+    patched, plain = NamespacedIndexesEngine(":memory:"), SQLiteEngine(":memory:")
+    for d in docs:
+        assert patched._serialize_document(d) == plain._serialize_document(d)
+        event = {
+            "operation_type": "insert",
+            "db_name": "cook",
+            "coll_name": "files",
+            "document_key": {"_id": d["_id"]},
+            "full_document": copy.deepcopy(d),
+            "update_description": None,
+        }
+        assert patched._serialize_document(event) == plain._serialize_document(event)
