@@ -39,12 +39,14 @@ SHARD_KEYS: dict[str, ShardKey | None] = {
     "export_selections": (("_id", "hashed"),),
     "casts": (("pieceId", ASCENDING),),
     "runs": (("_id", "hashed"),),
-    "webhook_deliveries": (("_id", "hashed"),),
+    "webhook_deliveries": (("_id", "hashed"),),  # inbound: the provider replay log
+    "notification_deliveries": (("_id", "hashed"),),  # outbound webhooks to owners
     "media.files": (("filename", ASCENDING),),
     "media.chunks": (("files_id", ASCENDING), ("n", ASCENDING)),
     "collections": (("ownerId", ASCENDING), ("_id", ASCENDING)),
     "spells": None,
     "layer_sets": None,
+    "webhook_endpoints": None,  # a few per owner (capped)
 }
 
 

@@ -465,6 +465,7 @@ async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
         "layer_sets",
         "webhook_endpoints",
         "webhook_deliveries",
+        "notification_deliveries",
     )
     return {name: [doc async for doc in db[name].find({}).sort("_id")] for name in names}
 

@@ -66,7 +66,7 @@ def test_a_sigkill_of_the_api_process_mid_send_is_followed_by_a_delivery_from_an
             victim.wait()
         client: MongoClient[dict[str, Any]] = MongoClient(db.uri)
         try:
-            [orphan] = list(client[DB].webhook_deliveries.find({}))
+            [orphan] = list(client[DB].notification_deliveries.find({}))
         finally:
             client.close()
         assert orphan["status"] == "pending"
@@ -137,7 +137,7 @@ async def test_an_end_marked_but_never_fanned_out_is_delivered_by_the_next_proce
                 ended = await db.cooks.find_one({"_id": cook["id"]})
                 assert ended is not None
                 assert ended["notify"] == "cook.completed"
-                assert await db.webhook_deliveries.count_documents({}) == 0
+                assert await db.notification_deliveries.count_documents({}) == 0
         async with running_app(quick) as second:
             [delivery] = await settled(second, endpoint, 1)
         received = await receiver.wait(1)
@@ -168,7 +168,7 @@ async def test_fan_outs_repeated_and_racing_record_one_delivery_per_endpoint(
                     {"_id": cook["id"]}, {"$set": {"notify": "cook.completed"}}
                 )
                 await asyncio.gather(*(notifier.fanout.relay_all() for _ in range(4)))
-            recorded = [d async for d in db.webhook_deliveries.find({"endpointId": endpoint})]
+            recorded = [d async for d in db.notification_deliveries.find({"endpointId": endpoint})]
             assert len(recorded) == 1
             await notifier.tick()
         received = await receiver.wait(1)

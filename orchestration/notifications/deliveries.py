@@ -89,7 +89,7 @@ def delivery_id(endpoint_id: str, message_id: str) -> str:
 
 class DeliveryStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._deliveries = db["webhook_deliveries"]
+        self._deliveries = db["notification_deliveries"]
 
     @staticmethod
     def indexes() -> list[IndexModel]:
