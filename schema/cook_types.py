@@ -19,6 +19,7 @@ from orchestration import progress as progress_domain
 from orchestration.events import MAX_EVENTS_PAGE
 from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
 from schema.context import Info
+from schema.node import Node
 from schema.spell_types import Cast
 from schema.types import PageInfo
 
@@ -130,7 +131,7 @@ class PieceOutput:
 
 
 @strawberry.type(description="A piece of a cook: its draw, its attempts' result and review.")
-class Piece:
+class Piece(Node):
     id: strawberry.ID
     cook_id: strawberry.ID
     collection_id: strawberry.ID
@@ -270,7 +271,7 @@ async def _cook_pieces(
 
 
 @strawberry.type(description="A run that generates pieces for a collection.")
-class Cook:
+class Cook(Node):
     id: strawberry.ID
     collection_id: strawberry.ID
     status: CookStatus  # type: ignore[valid-type]
