@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(default=15, ge=0, le=1000)
     max_query_tokens: int = Field(default=5000, ge=50, le=1_000_000)
     max_query_cost: int = Field(default=100_000, ge=1, le=100_000_000)
+    # Trusted documents (docs/graphql-clients.md): optional, required or record.
+    trusted_documents: Literal["optional", "required", "record"] = "optional"
+    trusted_documents_manifest: Path | None = None  # besides the studio's own
+    trusted_documents_record_file: Path | None = None  # default: data_dir/recorded-documents.json
 
     def policy(self) -> CookPolicy:
         return CookPolicy(
