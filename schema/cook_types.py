@@ -99,7 +99,7 @@ class PieceOutput:
     text: str | None = strawberry.field(description="The output itself, for text outputs.")
     url: str | None = strawberry.field(
         description="Where to fetch an image (with the same Bearer token; owner and admins "
-        "only); null for text."
+        "only); null for text. It names the image's SHA-256, so it is cached as immutable."
     )
     size: int = strawberry.field(description="In bytes.")
     sha256: str = strawberry.field(description="Of the bytes (UTF-8 for text).")
@@ -110,7 +110,7 @@ class PieceOutput:
             cls(
                 content_type=m.content_type,
                 text=None,
-                url=f"/media/{piece.id}/{n}",
+                url=f"/media/{piece.id}/{n}?v={m.sha256}",
                 size=m.size,
                 sha256=m.sha256,
             )
