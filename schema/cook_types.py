@@ -19,6 +19,7 @@ from orchestration import progress as progress_domain
 from orchestration.events import MAX_EVENTS_PAGE
 from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
 from schema.context import Info
+from schema.node import Node
 from schema.spell_types import Cast
 from schema.types import PageInfo
 
@@ -98,7 +99,7 @@ class PieceOutput:
     text: str | None = strawberry.field(description="The output itself, for text outputs.")
     url: str | None = strawberry.field(
         description="Where to fetch an image (with the same Bearer token; owner and admins "
-        "only); null for text."
+        "only); null for text. It names the image's SHA-256, so it is cached as immutable."
     )
     size: int = strawberry.field(description="In bytes.")
     sha256: str = strawberry.field(description="Of the bytes (UTF-8 for text).")
@@ -109,7 +110,7 @@ class PieceOutput:
             cls(
                 content_type=m.content_type,
                 text=None,
-                url=f"/media/{piece.id}/{n}",
+                url=f"/media/{piece.id}/{n}?v={m.sha256}",
                 size=m.size,
                 sha256=m.sha256,
             )
@@ -130,7 +131,7 @@ class PieceOutput:
 
 
 @strawberry.type(description="A piece of a cook: its draw, its attempts' result and review.")
-class Piece:
+class Piece(Node):
     id: strawberry.ID
     cook_id: strawberry.ID
     collection_id: strawberry.ID
@@ -270,7 +271,7 @@ async def _cook_pieces(
 
 
 @strawberry.type(description="A run that generates pieces for a collection.")
-class Cook:
+class Cook(Node):
     id: strawberry.ID
     collection_id: strawberry.ID
     status: CookStatus  # type: ignore[valid-type]

@@ -18,6 +18,7 @@ from orchestration.export_archive import (
 from orchestration.pagination import Page, encode_cursor
 from orchestration.policy import SEED_BOUND
 from schema.cook_types import PieceStatus, usd
+from schema.node import Node
 from schema.types import PageInfo
 
 ExportStatus = strawberry.enum(
@@ -79,7 +80,7 @@ class ExportOptionsUsed:
 
 
 @strawberry.type(description="An export job of a collection's accepted, not excluded pieces.")
-class Export:
+class Export(Node):
     id: strawberry.ID
     collection_id: strawberry.ID
     status: ExportStatus  # type: ignore[valid-type]

@@ -62,6 +62,7 @@ DEFAULT_LIST_SIZE = MAX_PAGE
 # integer, or a list whose length counts). Only for lists without a ``first`` argument.
 LIST_SIZES: dict[str, int | str] = {
     "Query.tools": 20,
+    "Query.nodes": "ids",
     "Query.previewPieces": "count",
     "Preview.pieces": 1,  # already counted by previewPieces' count
     "Mutation.reviewPieces": "decisions",

@@ -16,6 +16,7 @@ from resolvers import collections as col
 from resolvers import cooks as ck
 from resolvers import exports as ex
 from resolvers import layers as ly
+from resolvers import nodes as nd
 from resolvers import notifications as wh
 from resolvers import pieces as pc
 from resolvers import spells as sp
@@ -25,6 +26,7 @@ from schema.errors import CodedErrors, log_unexpected
 from schema.export_types import CollectionAnalytics, Export, ExportConnection
 from schema.guards import guard_extensions
 from schema.layer_types import LayerSet
+from schema.node import Node
 from schema.preview_types import LayerPreview
 from schema.query_cost import QueryLimits
 from schema.rate_limits import OperationLimiter
@@ -74,6 +76,8 @@ def _admin_mutation(resolver: Any) -> Any:
 @strawberry.type(description="Everything a signed-in caller can read.")
 class Query:
     viewer: Viewer = _query(me.viewer)
+    node: Node | None = _query(nd.node)
+    nodes: list[Node | None] = _query(nd.nodes)
     tools: list[Tool] = _query(me.tools)
     collection: Collection = _query(col.collection)
     collections: CollectionConnection = _query(col.collections)

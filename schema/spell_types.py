@@ -14,6 +14,7 @@ from orchestration import spells as domain
 from orchestration.pagination import Page, encode_cursor
 from orchestration.spells import MAX_SPELL_DESCRIPTION, MAX_SPELL_NAME, MAX_STEPS
 from orchestration.template import MAX_TEMPLATE_BYTES
+from schema.node import Node
 from schema.types import PageInfo
 
 StepStatus = strawberry.enum(cast_domain.StepStatus, name="CastStepStatus")
@@ -38,7 +39,7 @@ class SpellStep:
 
 
 @strawberry.type(description="An ordered chain of tool steps, usable as a generator.")
-class Spell:
+class Spell(Node):
     id: strawberry.ID
     owner_id: strawberry.ID
     name: str

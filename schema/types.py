@@ -17,6 +17,7 @@ from orchestration.pagination import Page, encode_cursor
 from orchestration.tools import ToolSpec
 from schema.context import Info
 from schema.layer_types import LayerSet
+from schema.node import Node
 
 
 @strawberry.enum(description="What kind of generator makes a collection's pieces.")
@@ -124,7 +125,7 @@ async def _collection_layers(root: strawberry.Parent[Collection], info: Info) ->
 
 
 @strawberry.type(description="An artist's generative collection. Visible to its owner and admins.")
-class Collection:
+class Collection(Node):
     id: strawberry.ID
     owner_id: strawberry.ID
     name: str

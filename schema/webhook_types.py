@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from orchestration.notifications import deliveries as delivery_domain
 from orchestration.notifications import endpoints as endpoint_domain
 from orchestration.pagination import Page, encode_cursor
+from schema.node import Node
 from schema.types import PageInfo
 
 WebhookDeliveryStatus = strawberry.enum(
@@ -22,7 +23,7 @@ WebhookDeliveryStatus = strawberry.enum(
 
 
 @strawberry.type(description="Where an owner is told that a cook or an export ended.")
-class WebhookEndpoint:
+class WebhookEndpoint(Node):
     id: strawberry.ID
     owner_id: strawberry.ID
     url: str

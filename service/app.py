@@ -26,7 +26,7 @@ from schema.errors import INTERNAL_MESSAGE
 from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
-from service import provider_routes, studio
+from service import provider_routes, studio, trusted_documents
 from service.boundary import code_for, refusal_response
 from service.database import connect
 from service.downloads import downloads
@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None, *, media: MediaFactory = media_
         development=settings.is_development,
         max_subscriptions=settings.ws_max_subscriptions,
         allowed_origins=settings.allowed_origins,
+        trusted=trusted_documents.from_settings(settings),
     )
     studio.mount(app, development=settings.is_development, sdl=schema.as_str() + "\n")
     app.include_router(graphql, prefix="/graphql")

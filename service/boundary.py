@@ -15,7 +15,7 @@ by closing with 4400.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -91,14 +91,17 @@ def decode_json(raw: bytes | str, what: str) -> Any:
         raise Refused(413 if exc.too_large else 400, f"{what} {exc.message}") from exc
 
 
-def request_data(raw: bytes) -> GraphQLRequestData:
-    """One GraphQL request from an HTTP body, or ``Refused``."""
+def request_data(
+    raw: bytes, resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> GraphQLRequestData:
+    """One GraphQL request from an HTTP body, or ``Refused``; ``resolve`` may fill in ``query``
+    (a trusted document named by id)."""
     data = decode_json(raw, "the body")
     if isinstance(data, list):
         raise Refused(400, "batching is not enabled: send one operation as a JSON object")
     if not isinstance(data, dict):
         raise Refused(400, "the body must be a JSON object with a `query`")
-    return operation(data, "the body")
+    return operation(resolve(data) if resolve else data, "the body")
 
 
 def operation(data: dict[str, Any], where: str) -> GraphQLRequestData:

@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, OperationType, parse
+from graphql.utilities import get_operation_ast
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -36,9 +38,10 @@ from auth.tokens import TokenVerifier, identify
 from domain.principal import Principal
 from orchestration import clock
 from schema.context import Context
-from service import boundary
+from service import boundary, http_caching
 from service.http_limits import client_address
 from service.studio import graphiql
+from service.trusted_documents import TrustedDocuments, Untrusted
 
 log = logging.getLogger("cook.graphql")
 
@@ -101,13 +104,20 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
     websocket_adapter_class = CookWebSocketAdapter
 
     def __init__(
-        self, schema: BaseSchema, *, development: bool, max_subscriptions: int, **kwargs: Any
+        self,
+        schema: BaseSchema,
+        *,
+        development: bool,
+        max_subscriptions: int,
+        trusted: TrustedDocuments | None = None,
+        **kwargs: Any,
     ) -> None:
+        self.trusted = trusted or TrustedDocuments()
         super().__init__(
             schema,
             context_getter=get_context,
             graphql_ide="graphiql" if development else None,
-            allow_queries_via_get=False,
+            allow_queries_via_get=True,  # queries only: mutations by GET get 405
             # GraphQL multipart requests (layer uploads). Every operation needs a bearer
             # token, which no cross-site form can send, so the CSRF concern that keeps this
             # off by default does not apply.
@@ -117,6 +127,11 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
             max_subscriptions_per_connection=max_subscriptions,
             **kwargs,
         )
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """A GET naming a trusted document is an operation, not a visit to the IDE."""
+        named = any(request.query_params.get(k) for k in ("documentId", "extensions"))
+        return not named and super().should_render_graphql_ide(request)
 
     async def render_graphql_ide(self, request: Any) -> Any:
         return graphiql(request)  # development only: the vendored, offline GraphiQL
@@ -138,11 +153,14 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
         return NO_ACK_PAYLOAD
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
-        """Only the boundary's shape of request gets through (``service/boundary.py``)."""
-        if request.method != "POST":
-            raise HTTPException(405, "send GraphQL operations with POST")
+        """Only the boundary's shape of request gets through (``service/boundary.py``), with a
+        trusted document's id replaced by its text (``service/trusted_documents.py``)."""
         content_type, _ = parse_content_type(request.content_type or "")
         try:
+            if request.method == "GET":  # GraphQL-over-HTTP: the request in the query string
+                return self._operation(get_params(request.query_params), "the query string")
+            if request.method != "POST":
+                raise HTTPException(405, "send GraphQL operations with POST (queries: or GET)")
             if content_type == "multipart/form-data":  # an upload: operations, map, files
                 boundary.check_length(
                     request.headers.get("content-length"), boundary.MAX_UPLOAD_BYTES
@@ -150,15 +168,48 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
                 data = await self.parse_multipart(request)
                 if not isinstance(data, dict):
                     raise boundary.Refused(400, "`operations` must be one JSON object")
-                return boundary.operation(data, "the operations")
+                return self._operation(data, "the operations")
             if content_type != "application/json":
                 raise HTTPException(
                     415, "send the operation as application/json (or multipart/form-data)"
                 )
             boundary.check_length(request.headers.get("content-length"))
-            return boundary.request_data(await request.get_body())
+            return boundary.request_data(await request.get_body(), self._resolve)
         except boundary.Refused as refused:
             raise HTTPException(refused.status, refused.message) from refused
+
+    def _operation(self, data: dict[str, Any], where: str) -> GraphQLRequestData:
+        return boundary.operation(self._resolve(data), where)
+
+    def _resolve(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.trusted.resolve(data)
+        except Untrusted as untrusted:
+            raise CodedHTTPException(400, untrusted.message, untrusted.code) from untrusted
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: Any,
+        context: Any,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        """Trusted documents enforced with the caller known; a mutation by GET is a 405."""
+        if isinstance(request_data, GraphQLRequestData) and isinstance(request_data.query, str):
+            principal = getattr(context, "principal", None)
+            try:
+                self.trusted.check(
+                    request_data.query, is_admin=bool(principal and principal.is_admin)
+                )
+            except Untrusted as untrusted:
+                raise CodedHTTPException(400, untrusted.message, untrusted.code) from untrusted
+            if request_adapter.method == "GET" and not is_query(request_data):
+                raise HTTPException(405, "only queries can be sent with GET: POST mutations")
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     def parse_json(self, data: str | bytes) -> Any:
         """Every JSON Strawberry decodes itself (a multipart request's fields) keeps to the
@@ -170,7 +221,10 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         try:
-            return await super().run(request, context, root_value)
+            response = await super().run(request, context, root_value)
+            if isinstance(request, Request) and request.method == "GET":
+                return http_caching.revalidated(request, response)
+            return response
         except HTTPException as exc:
             # Strawberry would answer these in plain text: give them the documented shape.
             request_id = getattr(context, "request_id", None)
@@ -183,7 +237,37 @@ class CookGraphQLRouter(GraphQLRouter[Context, None]):
                 await request.close()  # a multipart request's spooled files, read or not
 
 
+class CodedHTTPException(HTTPException):
+    """A refusal whose code is not the one its status implies."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+
+
 def _refusal(exc: HTTPException, request_id: str | None) -> Response:
-    return boundary.refusal_response(
-        exc.status_code, boundary.code_for(exc.status_code), exc.reason, request_id
-    )
+    code = exc.code if isinstance(exc, CodedHTTPException) else boundary.code_for(exc.status_code)
+    headers = {"Allow": "POST"} if exc.status_code == 405 else None
+    return boundary.refusal_response(exc.status_code, code, exc.reason, request_id, headers)
+
+
+def get_params(params: Mapping[str, str | None]) -> dict[str, Any]:
+    """A GET request's parameters as the body a POST would carry (JSON-valued ones decoded)."""
+    data: dict[str, Any] = {
+        k: params[k] for k in ("query", "operationName", "documentId") if params.get(k) is not None
+    }
+    for name in ("variables", "extensions"):
+        raw = params.get(name)
+        if raw is not None:
+            data[name] = boundary.decode_json(raw, f"`{name}`")
+    return data
+
+
+def is_query(request_data: GraphQLRequestData) -> bool:
+    """Whether the operation to run is a query (an unparsable one is left to GraphQL)."""
+    try:
+        document = parse(request_data.query or "")
+    except GraphQLError:
+        return True
+    operation = get_operation_ast(document, request_data.operation_name)
+    return operation is None or operation.operation is OperationType.QUERY

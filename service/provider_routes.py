@@ -90,6 +90,10 @@ async def media(piece_id: str, n: int, request: Request) -> Response:
     if piece is None or not 0 <= n < len(piece.media):
         return _answer(404, error="not found")
     ref = piece.media[n]
-    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    # A URL naming the bytes' hash (``?v=<sha256>``, as ``PieceOutput.url`` does) can never
+    # answer other bytes: cache it for good. Without it, an hour.
+    named = request.query_params.get("v") == ref.sha256
+    cache = "private, max-age=31536000, immutable" if named else "private, max-age=3600"
+    headers = {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
     served = await serve_stored(request, services.media, ref.sha256, ref.content_type, headers)
     return served or _answer(404, error="not found")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, ge=0.05, le=60)
     webhook_send_rate_limit: str = "120/minute"
     webhook_lease_seconds: float = Field(default=30.0, ge=0.1, le=3600)
+    # Trusted documents (docs/graphql-clients.md): optional, required or record.
+    trusted_documents: Literal["optional", "required", "record"] = "optional"
+    trusted_documents_manifest: Path | None = None  # besides the studio's own
+    trusted_documents_record_file: Path | None = None  # default: data_dir/recorded-documents.json
 
     def policy(self) -> CookPolicy:
         return CookPolicy(

@@ -280,7 +280,7 @@ async def test_invalid_utf8_and_non_json_bodies_are_400(api: Api) -> None:
 async def test_a_failure_of_the_service_itself_is_a_500_in_the_documented_shape(
     api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def explode(raw: bytes) -> None:
+    def explode(raw: bytes, *_: object) -> None:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr("service.boundary.request_data", explode)

@@ -114,3 +114,16 @@ def test_a_provider_may_not_take_a_built_in_tools_id() -> None:
         config = [{"id": taken, "kind": "openai-images", "baseUrl": "http://x/v1", "model": "m"}]
         with pytest.raises(ValidationError, match="built-in tools"):
             Settings(providers=json.dumps(config))
+
+
+async def test_an_image_url_names_its_hash_and_is_cached_as_immutable(iapi: Api) -> None:
+    done = await cook(iapi, {"prompt": "[[Animal]]", "size": "512x512", "n": 1})
+    [piece] = await pieces_of(iapi, done["id"])
+    [image] = piece["media"]
+    assert image["url"].endswith(f"?v={image['sha256']}")
+    headers = {"Authorization": f"Bearer {iapi.token_for('alice')}"}
+    named = await iapi.client.get(image["url"], headers=headers)
+    assert named.headers["cache-control"] == "private, max-age=31536000, immutable"
+    assert hashlib.sha256(named.content).hexdigest() == image["sha256"]
+    bare = await iapi.client.get(image["url"].split("?")[0], headers=headers)
+    assert "immutable" not in bare.headers["cache-control"]

@@ -426,7 +426,7 @@ def walk(s: Studio, expect: Any, tmp_path: Path) -> None:
         if o["url"]
     ]
     assert len(urls) == 3
-    assert all(re.fullmatch(r"/media/pc_[0-9a-f]{32}/0", u) for u in urls), urls
+    assert all(re.fullmatch(r"/media/pc_[0-9a-f]{32}/0\?v=[0-9a-f]{64}", u) for u in urls), urls
     s.shot("review-images")
 
     # GraphiQL (development) works offline and loads the schema for this ordinary token.

@@ -32,23 +32,46 @@ function fromErrors(errors) {
   return new ApiError(message, ext.code || "UNKNOWN", ext);
 }
 
-/** Run one GraphQL operation over HTTP; resolves with its data or throws an ApiError. */
-export async function gql(query, variables = {}) {
+// Trusted documents (docs/graphql-clients.md): every document of this source is in
+// persisted-documents.json (bin/studio-manifest), so the studio sends its id, the SHA-256 of
+// its text. Where the browser cannot hash (no crypto.subtle outside a secure context), or a
+// server does not know the id (a manifest older than this source), it sends the text.
+const documentIds = new Map();
+
+async function documentId(query) {
+  if (!globalThis.crypto?.subtle) return null;
+  if (!documentIds.has(query)) {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(query));
+    const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    documentIds.set(query, `sha256:${hex}`);
+  }
+  return documentIds.get(query);
+}
+
+async function post(payload) {
   let response;
   try {
     response = await fetch("/graphql", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json", ...authorization() },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify(payload),
     });
   } catch (error) {
     throw new ApiError(`Cook cannot be reached (${error.message})`, "NETWORK");
   }
-  let body;
   try {
-    body = await response.json();
+    return await response.json();
   } catch {
     throw new ApiError(`HTTP ${response.status} ${response.statusText}: not a GraphQL answer`, `HTTP_${response.status}`);
+  }
+}
+
+/** Run one GraphQL operation over HTTP; resolves with its data or throws an ApiError. */
+export async function gql(query, variables = {}) {
+  const id = await documentId(query);
+  let body = id ? await post({ documentId: id, variables }) : null;
+  if (!body || body.errors?.[0]?.extensions?.code === "PERSISTED_QUERY_NOT_FOUND") {
+    body = await post({ query, variables });
   }
   if (body.errors && body.errors.length) throw fromErrors(body.errors);
   return body.data;
