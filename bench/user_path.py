@@ -257,7 +257,8 @@ def measure_user_paths(sizes: Sizes, results: Results) -> None:
         # The gallery page, on the cook's collection.
         rps, latencies, livez = asyncio.run(gallery(base, token, col, sizes.gallery_seconds))
         results.gallery_rps, results.livez_rps = rps, livez
-        results.gallery_p50, results.gallery_p99 = quantile(latencies, 0.5), quantile(latencies, 0.99)
+        results.gallery_p50 = quantile(latencies, 0.5)
+        results.gallery_p99 = quantile(latencies, 0.99)
         results.raw_find_rps, results.find_one_ms = asyncio.run(
             raw_find(uri, col, sizes.gallery_seconds)
         )
@@ -293,9 +294,7 @@ async def seed(uri: str, collection_id: str, stored: int) -> None:
         db = client["cook"]
         template = await db.pieces.find_one({"collectionId": collection_id})
         assert template is not None
-        await clone_pieces(
-            db.pieces, template, 1, stored, status="completed", review="pending"
-        )
+        await clone_pieces(db.pieces, template, 1, stored, status="completed", review="pending")
         await db.collections.update_one(
             {"_id": collection_id}, {"$set": {"nextPieceIndex": stored + 1}}
         )
@@ -344,7 +343,8 @@ def headline(r: Results) -> list[str]:
     return [
         f"user-path cook pieces/s ({r.cook_pieces:,} pieces, uniqueAcrossCook range, "
         f"maxConcurrent 8): {r.cook_rate:.1f}",
-        f"gallery page req/s at {CLIENTS} clients: {r.gallery_rps:.1f} (p50 {r.gallery_p50:.0f} ms)",
+        f"gallery page req/s at {CLIENTS} clients: {r.gallery_rps:.1f} "
+        f"(p50 {r.gallery_p50:.0f} ms)",
         f"slot utilisation at 300 ms tool latency: {r.utilisation:.2f}",
         f"{r.subscribers:,} subscribers p99 / poll: {r.many_p99_poll:.2f}",
     ]
