@@ -14,6 +14,7 @@ class ErrorCode(StrEnum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
     CONFLICT = "CONFLICT"
     RATE_LIMITED = "RATE_LIMITED"
+    UNAVAILABLE = "UNAVAILABLE"  # the database did not answer: retry after ``retryAfter`` s
     INTERNAL = "INTERNAL"
 
 
@@ -60,6 +61,20 @@ class NotFound(CookError):
 
 class Conflict(CookError):
     code = ErrorCode.CONFLICT
+
+
+UNAVAILABLE_RETRY_SECONDS = 5
+UNAVAILABLE_MESSAGE = "The database is unavailable for now: retry the request later."
+
+
+class Unavailable(CookError):
+    """The database did not answer in time (down, restarting, unreachable): nothing is known
+    to have been written, and the same request may be sent again after ``retryAfter``."""
+
+    code = ErrorCode.UNAVAILABLE
+
+    def __init__(self, message: str = UNAVAILABLE_MESSAGE) -> None:
+        super().__init__(message, retryAfter=UNAVAILABLE_RETRY_SECONDS)
 
 
 class RateLimited(CookError):

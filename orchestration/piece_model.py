@@ -137,6 +137,35 @@ class CookNumbers:
         return self.in_flight + self.retrying + self.completed - self.rejected
 
 
+# What a piece document holds for the service's own bookkeeping (its places under the unique
+# indexes, its lease, its event outbox): never part of a piece as read, so reads for callers
+# leave them out (``READ_PROJECTION``).
+BOOKKEEPING = (
+    "indexKey",
+    "seat",
+    "slot",
+    "combo",
+    "leaseExpiresAt",
+    "nextAttemptAt",
+    "updatedAt",
+    "progress",
+    "outbox",
+    "unlogged",
+    "lastEvent",
+)
+# Fields a caller may not ask for, each read only for these GraphQL fields of ``Piece``.
+OPTIONAL_FIELDS = {"paramsJson": "params", "attempts": "attempts"}
+
+
+def read_projection(wanted: frozenset[str] | None = None) -> Document:
+    """The projection of a piece read for a caller: the bookkeeping never, and the optional
+    fields only if ``wanted`` (the GraphQL field names asked for) names them (None: all)."""
+    left_out = list(BOOKKEEPING)
+    if wanted is not None:
+        left_out += [doc for doc, field in OPTIONAL_FIELDS.items() if field not in wanted]
+    return dict.fromkeys(left_out, 0)
+
+
 def from_doc(doc: Document) -> Piece:
     review = doc.get("review")
     excluded = review == EXCLUDED
@@ -161,7 +190,7 @@ def from_doc(doc: Document) -> Piece:
         seed=doc["seed"],
         config_hash=doc["configHash"],
         traits=tuple(ChosenTrait(**t) for t in doc["traits"]),
-        params=json.loads(doc["paramsJson"]),
+        params=json.loads(doc["paramsJson"]) if "paramsJson" in doc else None,
         output_text=doc.get("outputText"),
         cost_micros=doc.get("costMicros", 0),
         last_error=doc.get("lastError"),

@@ -55,6 +55,7 @@ from orchestration.piece_model import (
     Review,
     Success,
     from_doc,
+    read_projection,
     stored_reviews,
 )
 from orchestration.policy import CookPolicy
@@ -462,7 +463,7 @@ class PieceStore:
         return None if doc is None else from_doc(doc)
 
     async def get(self, principal: Principal, piece_id: str) -> Piece | None:
-        doc = await self._pieces.find_one(owned(principal, {"_id": piece_id}))
+        doc = await self._pieces.find_one(owned(principal, {"_id": piece_id}), read_projection())
         return None if doc is None else from_doc(doc)
 
     async def numbers(self, cook_id: str) -> CookNumbers:
@@ -503,14 +504,26 @@ class PieceStore:
         return page.items
 
     async def find_page(
-        self, principal: Principal, query: PieceQuery, first: int, after: str | None
+        self,
+        principal: Principal,
+        query: PieceQuery,
+        first: int,
+        after: str | None,
+        wanted: frozenset[str] | None = None,
     ) -> Page[Piece]:
-        """One page of pieces; the index that serves it is named as a hint (see ``listing``)."""
+        """One page of pieces; the index that serves it is named as a hint (see ``listing``).
+        ``wanted``: the GraphQL fields asked for, to leave the others' heavy fields unread."""
         check_first(first)
         plan = listing(principal, query, first + 1, after)
         if plan.matches_nothing:
             return Page([], False, None)
-        cursor = self._pieces.find(plan.filter).sort(plan.sort).hint(plan.hint).limit(plan.limit)
+        projection = read_projection(wanted)
+        cursor = (
+            self._pieces.find(plan.filter, projection)
+            .sort(plan.sort)
+            .hint(plan.hint)
+            .limit(plan.limit)
+        )
         items = [from_doc(d) async for d in cursor]
         page = items[:first]
         end = index_cursor(page[-1].index) if page else None

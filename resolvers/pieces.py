@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -116,8 +116,20 @@ async def pieces(
         traits=_trait_filter(f.traits),
         order=piece_domain.PieceOrder(order),
     )
-    page = await ctx.services.pieces.find_page(principal, query, first, after)
+    page = await ctx.services.pieces.find_page(principal, query, first, after, asked(info))
     return PieceConnection.from_page(page)
+
+
+def asked(info: Info) -> frozenset[str]:
+    """Every field name in the selection below this field, fragments' included (a superset of
+    what will be resolved: enough to know which stored fields may be left unread)."""
+    names: set[str] = set()
+    stack: list[Any] = list(info.selected_fields)
+    while stack:
+        node = stack.pop()
+        names.add(getattr(node, "name", ""))
+        stack.extend(getattr(node, "selections", None) or ())
+    return frozenset(names)
 
 
 async def set_pieces_excluded(

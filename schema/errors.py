@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
-from domain.errors import CookError, ErrorCode
+from domain.errors import CookError, ErrorCode, Unavailable
 
 log = logging.getLogger("cook.errors")
 
@@ -21,9 +22,28 @@ INTERNAL_MESSAGE = "Internal error. Quote the requestId when you report it."
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
+# The database not answering (down, restarting, unreachable, or past the client's timeout):
+# the caller is told UNAVAILABLE, to retry, never INTERNAL.
+OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
+
+
+def is_outage(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) is the database not answering."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OUTAGES) or (isinstance(exc, PyMongoError) and exc.timeout):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def is_expected(error: GraphQLError) -> bool:
     """A domain error, or one GraphQL raised about the request (parse, validation, coercion)."""
-    return _is_request_error(error) or isinstance(error.original_error, CookError)
+    return (
+        _is_request_error(error)
+        or isinstance(error.original_error, CookError)
+        or is_outage(error.original_error)
+    )
 
 
 def _is_request_error(error: GraphQLError) -> bool:
@@ -58,6 +78,8 @@ class CodedErrors(SchemaExtension):
     @staticmethod
     def _coded(error: GraphQLError, request_id: str | None, admin: bool) -> GraphQLError:
         original = error.original_error
+        if is_outage(original):
+            original = Unavailable()
         if isinstance(original, CookError):
             extensions = original.extensions
             # Raised while executing: the domain's message. Before (coercion, validation):

@@ -28,7 +28,15 @@ from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from domain.errors import CookError, Forbidden, RateLimited, Unauthenticated
-from schema.query_cost import CostReport, QueryLimits, cost_rule, shape_rule
+from schema.document_cache import DocumentCache
+from schema.query_cost import (
+    CostReport,
+    QueryLimits,
+    QueryTooCostly,
+    charge_cost,
+    cost_rule,
+    shape_rule,
+)
 from schema.rate_limits import OperationLimiter, caller_key
 
 type ExtensionFactory = Callable[[], SchemaExtension]
@@ -37,34 +45,82 @@ type ExtensionFactory = Callable[[], SchemaExtension]
 def guard_extensions(
     limits: QueryLimits, limiter: OperationLimiter | None
 ) -> list[ExtensionFactory]:
-    """The schema's limiter extensions, as factories (a fresh instance per operation)."""
+    """The schema's limiter extensions, as factories (a fresh instance per operation, sharing
+    the schema's ``DocumentCache``)."""
+    documents = DocumentCache()
     return [
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        partial(OperationGuard, limits=limits, limiter=limiter),
+        partial(OperationGuard, limits=limits, limiter=limiter, documents=documents),
     ]
 
 
 class OperationGuard(SchemaExtension):
     """Adds the cost and introspection rules to validation, reports the cost in the response's
     ``extensions.cost``, and charges the operation's root fields against their rate limits
-    before anything executes."""
+    before anything executes.
 
-    def __init__(self, *, limits: QueryLimits, limiter: OperationLimiter | None) -> None:
+    A document's parse and its validation for a kind of caller (admin, or the refusal a
+    non-admin's introspection gets) are cached by its text; its cost is walked once into a
+    formula and evaluated with each request's variables (``schema/document_cache.py``)."""
+
+    def __init__(
+        self,
+        *,
+        limits: QueryLimits,
+        limiter: OperationLimiter | None,
+        documents: DocumentCache | None = None,
+    ) -> None:
         self.limits = limits
         self.report = CostReport(maximum=limits.max_cost)
         self.limiter = limiter
+        self.documents = documents or DocumentCache()
+        self._caller = ""
 
     def on_operation(self) -> Iterator[None]:
         ctx = self.execution_context
         rules: list[type[ValidationRule]] = [
             shape_rule(self.limits),
-            cost_rule(self.report, ctx.variables),
+            cost_rule(self.report, ctx.variables, self.documents.formula),
         ]
         principal = getattr(ctx.context, "principal", None)
         if principal is None or not principal.is_admin:
-            rules.append(_introspection_refused(_refusal(ctx.context)))
+            refusal = _refusal(ctx.context)
+            rules.append(_introspection_refused(refusal))
+            self._caller = f"{type(refusal).__name__}:{refusal.message}"
+        else:
+            self._caller = "admin"
         ctx.validation_rules = (*ctx.validation_rules, *rules)
         yield
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        text = ctx.query
+        if text is not None and ctx.graphql_document is None:
+            ctx.graphql_document = self.documents.parsed.get(text)
+        yield
+        if text is not None and ctx.graphql_document is not None:
+            self.documents.parsed.put(text, ctx.graphql_document)
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        text, document = ctx.query, ctx.graphql_document
+        if text is None or document is None or ctx.pre_execution_errors is not None:
+            yield  # nothing to cache by (or validated already): validate as given
+            return
+        key = (text, self._caller)
+        known = self.documents.validated.get(key)
+        if known is not None:
+            # Validated before for this kind of caller: only the cost depends on the request.
+            refusal = charge_cost(
+                self.report, ctx.schema._schema, document, ctx.variables, self.documents.formula
+            )
+            ctx.pre_execution_errors = [*known, *([refusal] if refusal else [])]
+            yield
+            return
+        yield
+        errors: list[GraphQLError] = ctx.pre_execution_errors or []
+        costly = [e for e in errors if isinstance(e.original_error, QueryTooCostly)]
+        self.documents.validated.put(key, tuple(e for e in errors if e not in costly))
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
@@ -75,9 +131,14 @@ class OperationGuard(SchemaExtension):
         if principal and self.limiter is not None and ctx.graphql_document is not None:
             who = caller_key(principal.subject, getattr(ctx.context, "client_address", None))
             try:
-                await self.limiter.charge(
-                    who, root_fields(ctx.graphql_document, ctx.operation_name)
-                )
+                document, name = ctx.graphql_document, ctx.operation_name
+                if ctx.query is None:  # no text to cache it by
+                    roots = root_fields(document, name)
+                else:
+                    roots = self.documents.roots.get_or_make(
+                        (ctx.query, name), lambda: root_fields(document, name)
+                    )
+                await self.limiter.charge(who, roots)
             except RateLimited as exc:
                 refused = GraphQLError(exc.message, original_error=exc)
                 if ctx.operation_type is OperationType.SUBSCRIPTION:

@@ -10,7 +10,7 @@ argument is costed without any change here; a new unbounded list needs a line in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -115,32 +115,50 @@ class CostReport:
         return {"requestedQueryCost": self.requested, "maximumAvailable": self.maximum}
 
 
-def cost_rule(report: CostReport, variables: Mapping[str, Any] | None) -> type[ValidationRule]:
+type FormulaOf = Callable[[GraphQLSchema, DocumentNode, OperationDefinitionNode], CostFormula]
+
+
+def cost_rule(
+    report: CostReport,
+    variables: Mapping[str, Any] | None,
+    formula_of: FormulaOf | None = None,
+) -> type[ValidationRule]:
     """A validation rule that computes the operation's cost into ``report`` and refuses it
-    above ``report.maximum``."""
+    above ``report.maximum``; ``formula_of`` may serve the document's formula from a cache."""
+    find = formula_of or cost_formula
 
     class QueryCostRule(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            operation = get_operation_ast(context.document)
-            if operation is None:  # several operations: cost the one chosen at execution
-                return
-            report.requested = operation_cost(
-                context.schema, context.document, operation, variables
-            )
-            if report.requested > report.maximum:
-                refusal = QueryTooCostly(
-                    f"the query costs {report.requested}; at most {report.maximum} is allowed "
-                    "(a list costs its `first`, or its largest size, times what it holds): "
-                    "ask for fewer items",
-                    cost=report.requested,
-                    maximumCost=report.maximum,
-                )
-                context.report_error(
-                    GraphQLError(refusal.message, operation, original_error=refusal)
-                )
+            refusal = charge_cost(report, context.schema, context.document, variables, find)
+            if refusal is not None:
+                context.report_error(refusal)
 
     return QueryCostRule
+
+
+def charge_cost(
+    report: CostReport,
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Mapping[str, Any] | None,
+    formula_of: FormulaOf,
+) -> GraphQLError | None:
+    """Fill in ``report``; the refusal when the operation costs more than allowed."""
+    operation = get_operation_ast(document)
+    if operation is None:  # several operations: cost the one chosen at execution
+        return None
+    report.requested = formula_of(schema, document, operation).evaluate(variables)
+    if report.requested <= report.maximum:
+        return None
+    refusal = QueryTooCostly(
+        f"the query costs {report.requested}; at most {report.maximum} is allowed "
+        "(a list costs its `first`, or its largest size, times what it holds): "
+        "ask for fewer items",
+        cost=report.requested,
+        maximumCost=report.maximum,
+    )
+    return GraphQLError(refusal.message, operation, original_error=refusal)
 
 
 def shape_rule(limits: QueryLimits) -> type[ValidationRule]:
@@ -272,81 +290,125 @@ def operation_cost(
     operation: OperationDefinitionNode,
     variables: Mapping[str, Any] | None,
 ) -> int:
+    return cost_formula(schema, document, operation).evaluate(variables)
+
+
+@dataclass(frozen=True)
+class _Variable:
+    """A list size given by a variable: its value's size when sent, else ``absent``."""
+
+    name: str
+    absent: int
+    fallback: int
+
+    def size(self, variables: Mapping[str, Any]) -> int:
+        if self.name in variables:
+            return _size(variables[self.name], self.fallback)
+        return self.absent
+
+
+@dataclass(frozen=True)
+class CostFormula:
+    """A document's cost as a function of its variables, from one walk of the document: the
+    sum, over its terms, of a constant times the sizes its variables give."""
+
+    terms: Mapping[tuple[_Variable, ...], int]
+
+    def evaluate(self, variables: Mapping[str, Any] | None) -> int:
+        given = variables or {}
+        total = 0
+        for factors, constant in self.terms.items():
+            for factor in factors:
+                constant *= factor.size(given)
+            total += constant
+        return total
+
+
+type _Multiplier = tuple[int, tuple[_Variable, ...]]
+
+
+def cost_formula(
+    schema: GraphQLSchema, document: Any, operation: OperationDefinitionNode
+) -> CostFormula:
+    """The operation's cost for any variables (walk the document once, evaluate per request)."""
+    terms: dict[tuple[_Variable, ...], int] = {}
     root = schema.get_root_type(operation.operation)
-    if root is None:
-        return 0
-    fragments = _fragments(document)
-    defaults = {
-        d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
-    }
-    counter = _Counter(schema, fragments, dict(variables or {}), defaults)
-    return counter.selection(operation.selection_set, root, 1, frozenset())
+    if root is not None:
+        defaults = {
+            d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
+        }
+        counter = _Counter(schema, _fragments(document), defaults, terms)
+        counter.selection(operation.selection_set, root, (1, ()), frozenset())
+    return CostFormula(terms)
 
 
 @dataclass
 class _Counter:
     schema: GraphQLSchema
     fragments: dict[str, FragmentDefinitionNode]
-    variables: dict[str, Any]
     defaults: Mapping[str, ValueNode | None]
+    terms: dict[tuple[_Variable, ...], int]
 
     def selection(
         self,
         selection_set: SelectionSetNode | None,
         parent: GraphQLNamedType,
-        multiplier: int,
+        multiplier: _Multiplier,
         seen: frozenset[str],
         chain: int = 0,
-    ) -> int:
+    ) -> None:
         if selection_set is None:
-            return 0
-        total = 0
+            return
         for node in selection_set.selections:
             if isinstance(node, FieldNode):
-                total += self.field(node, parent, multiplier, seen, chain)
+                self.field(node, parent, multiplier, seen, chain)
             elif isinstance(node, InlineFragmentNode):
                 condition = node.type_condition
                 target = self.schema.get_type(condition.name.value) if condition else parent
-                total += self.selection(
-                    node.selection_set, target or parent, multiplier, seen, chain
-                )
+                self.selection(node.selection_set, target or parent, multiplier, seen, chain)
             elif isinstance(node, FragmentSpreadNode):
                 name = node.name.value
                 fragment = self.fragments.get(name)
                 if fragment is None or name in seen:  # other rules report these
                     continue
                 target = self.schema.get_type(fragment.type_condition.name.value)
-                total += self.selection(
+                self.selection(
                     fragment.selection_set, target or parent, multiplier, seen | {name}, chain
                 )
-        return total
 
     def field(
         self,
         node: FieldNode,
         parent: GraphQLNamedType,
-        multiplier: int,
+        multiplier: _Multiplier,
         seen: frozenset[str],
         chain: int = 0,
-    ) -> int:
+    ) -> None:
         name = node.name.value
         # A type reference wraps at most ``__Type.ofType`` levels: deeper, ofType is null.
         chain = chain + 1 if (parent.name, name) == ("__Type", "ofType") else 0
         if chain > introspection_sizes(self.schema)["wrapping"]:
-            return 0
+            return
         if not isinstance(parent, GraphQLObjectType):
-            return 0  # a field another rule reports
+            return  # a field another rule reports
         definition = INTROSPECTION_ROOTS.get(name) or parent.fields.get(name)
         if definition is None:
-            return 0  # __typename, or a field another rule reports
+            return  # __typename, or a field another rule reports
         named = get_named_type(definition.type)
         if not is_composite_type(named):
-            return 0
+            return
         assert isinstance(named, GraphQLCompositeType)
-        own = multiplier * self.size(node, parent, definition)
-        return own + self.selection(node.selection_set, named, own, seen, chain)
+        constant, factors = multiplier
+        size = self.size(node, parent, definition)
+        own = (constant * size, factors) if isinstance(size, int) else (constant, (*factors, size))
+        if own[0] == 0:
+            return  # nothing below is ever asked for
+        self.terms[own[1]] = self.terms.get(own[1], 0) + own[0]
+        self.selection(node.selection_set, named, own, seen, chain)
 
-    def size(self, node: FieldNode, parent: GraphQLObjectType, definition: GraphQLField) -> int:
+    def size(
+        self, node: FieldNode, parent: GraphQLObjectType, definition: GraphQLField
+    ) -> int | _Variable:
         name = node.name.value
         if "first" in definition.args:
             return self.argument(node, definition, "first", DEFAULT_LIST_SIZE)
@@ -361,27 +423,38 @@ class _Counter:
             return 1 if in_connection else DEFAULT_LIST_SIZE
         return 1
 
-    def argument(self, node: FieldNode, definition: GraphQLField, arg: str, fallback: int) -> int:
-        """The argument's size as sent (a variable, a literal, or the default), at least 0."""
+    def argument(
+        self, node: FieldNode, definition: GraphQLField, arg: str, fallback: int
+    ) -> int | _Variable:
+        """The argument's size as sent (a variable, a literal, or the default), at least 0: a
+        number, or the variable whose value gives it."""
         given = next((a.value for a in node.arguments or () if a.name.value == arg), None)
-        value: Any = Undefined
         if isinstance(given, VariableNode):
             variable = given.name.value
-            if variable in self.variables:
-                value = self.variables[variable]
-            else:
-                given = self.defaults.get(variable)
-        if value is Undefined and given is not None and not isinstance(given, VariableNode):
+            absent = self._constant(self.defaults.get(variable), definition, arg, fallback)
+            return _Variable(variable, absent, fallback)
+        return self._constant(given, definition, arg, fallback)
+
+    @staticmethod
+    def _constant(
+        given: ValueNode | None, definition: GraphQLField, arg: str, fallback: int
+    ) -> int:
+        value: Any = Undefined
+        if given is not None and not isinstance(given, VariableNode):
             value = _literal(given)
         if value is Undefined and given is None and arg in definition.args:
             value = definition.args[arg].default_value
-        if isinstance(value, bool):
-            return fallback
-        if isinstance(value, int):
-            return max(value, 0)
-        if isinstance(value, list):
-            return len(value)
+        return _size(value, fallback)
+
+
+def _size(value: Any, fallback: int) -> int:
+    if isinstance(value, bool):
         return fallback
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, list):
+        return len(value)
+    return fallback
 
 
 _SIZES: WeakKeyDictionary[GraphQLSchema, dict[str, int]] = WeakKeyDictionary()

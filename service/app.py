@@ -16,13 +16,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.tokens import identify
-from domain.errors import ErrorCode
+from domain.errors import UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_SECONDS, ErrorCode
 from orchestration.compositing import Compositor
 from orchestration.media_gc import MediaCollector
 from orchestration.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from orchestration.sharding import is_sharded_cluster
-from schema.errors import INTERNAL_MESSAGE
+from schema.errors import INTERNAL_MESSAGE, is_outage
 from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
@@ -123,9 +123,14 @@ def create_app(settings: Settings | None = None, *, media: MediaFactory = media_
         request.state.request_id = rid = uuid.uuid4().hex
         try:
             response = await call_next(request)
-        except Exception:
-            log.exception("unexpected error (request %s) at %s", rid, request.url.path)
-            response = refusal_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE, rid)
+        except Exception as exc:
+            if is_outage(exc):  # the database did not answer: a typed, retryable refusal
+                log.warning("database unavailable (request %s) at %s", rid, request.url.path)
+                response = refusal_response(503, ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, rid)
+                response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
+            else:
+                log.exception("unexpected error (request %s) at %s", rid, request.url.path)
+                response = refusal_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE, rid)
         response.headers[REQUEST_ID_HEADER] = rid
         return response
 
