@@ -26,6 +26,7 @@ from bench import (
     layers,
     media_store,
     memory,
+    observability,
     orchestrator_overhead,
     progress_latency,
     real_images,
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     section("9. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
     hooks = webhooks.QUICK if args.quick else webhooks.FULL
     section("10. Outbound webhooks", webhooks.report(asyncio.run(webhooks.measure(*hooks))))
+    observed = observability.measure(*((40, 3, 15) if args.quick else (100, 9, 100)))
+    section("11. Observability", observability.report(observed))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from orchestration import clock
+from orchestration import clock, observed
 from orchestration.casts import CastStatus, CastStore
 from orchestration.cooks import Cook
 from orchestration.events import EventLog
@@ -63,6 +63,7 @@ class Attempts:
         self.policy = policy
         self._complete = complete
 
+    @observed.attempt
     async def run(self, cook: Cook, piece: Piece) -> None:
         """Run one attempt of a piece with its tool or spell, and report the outcome (its
         ``PIECE_SUBMITTED`` was recorded when the attempt was claimed)."""
@@ -86,6 +87,7 @@ class Attempts:
             *(self._complete(cook.id, piece.id, piece.attempt, outcome) for _ in range(deliveries))
         )
 
+    @observed.tool_call
     async def _run_tool(
         self, spec: ToolSpec | None, tool_id: str, call: ToolCall
     ) -> ToolOutput | Submitted:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from orchestration import metrics
 from orchestration.cooks import CookStatus, CookStore
 from orchestration.events import EventLog, EventType
 from orchestration.piece_model import Failure, Outcome, PieceStatus
@@ -43,6 +44,7 @@ class Completion:
         if piece is None:
             log.info("ignored a repeated or late outcome for %s attempt %d", piece_id, attempt)
             return False
+        metrics.attempt_settled(piece.status.value, piece.attempt_started_at)
         if piece.status is PieceStatus.FAILED and cook is not None:
             failed = await self.pieces.count(cook_id, (PieceStatus.FAILED,))
             if failed >= cook.max_failures:

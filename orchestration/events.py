@@ -55,7 +55,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from domain.ids import new_id
-from orchestration import clock
+from orchestration import clock, metrics
 
 type Document = dict[str, Any]
 
@@ -249,6 +249,7 @@ class EventLog:
         events = list(heapq.merge(*lists, key=_event_order))
         last: int = state.doc["lastSeq"]
         numbered = [{**e, "seq": last + i} for i, e in enumerate(events, start=1)]
+        metrics.events_relayed([e["at"] for e in numbered])
         if numbered:
             update: Document = {
                 "$set": {"batch": numbered, "lastSeq": last + len(numbered), "outbox": keep},

@@ -35,7 +35,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from orchestration import clock
+from orchestration import clock, metrics
 from orchestration.media import Referenced, check_digest, put_whole
 from orchestration.tools import MediaRef
 
@@ -276,6 +276,7 @@ class GridFSUpload:
         if not sealed and not await self._store._touch(digest):
             # The winner of the race was collected in between (it was old and unnamed).
             raise RuntimeError("the stored copy vanished while storing it again; retry")
+        metrics.media_bytes_stored.inc(self._size if sealed else 0)
         return ref
 
     async def abort(self) -> None:

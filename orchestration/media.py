@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
+from orchestration import metrics
 from orchestration.tools import MediaRef, OutputUnavailable, ToolFailure
 
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -235,6 +236,7 @@ class FileUpload:
     async def finish(self) -> MediaRef:
         digest = self._hash.hexdigest()
         await asyncio.to_thread(self._place, self._store._path(digest))
+        metrics.media_bytes_stored.inc(self._size)
         return MediaRef(digest, self._content_type, self._size)
 
     def _place(self, path: Path) -> None:

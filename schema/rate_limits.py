@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from limits import RateLimitItem, parse
 
 from domain.errors import RateLimited
+from orchestration import metrics
 from schema.limit_storage import LimitStorage
 
 # Root field -> its limit per caller (limits' notation, e.g. "20/minute"). A new expensive
@@ -81,6 +82,7 @@ class OperationLimiter:
             if await self.storage.hit(item, "op", name, who, cost=times) is not False:
                 continue  # allowed, or not counted (the storage is down: limits are open)
             retry_after = await self.storage.retry_after(item, "op", name, who)
+            metrics.rate_limit_refusals.labels(scope="operation").inc()
             raise RateLimited(
                 f"too many {name} calls: at most {item.amount} per "
                 f"{item.multiples} {item.GRANULARITY.name}; retry in {retry_after} s",

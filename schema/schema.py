@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -149,14 +151,16 @@ def build_schema(
     limiter: OperationLimiter | None = None,
     *,
     field_suggestions: bool = True,
+    extensions: Sequence[Callable[[], SchemaExtension]] = (),
 ) -> CookSchema:
-    """The schema with its guards. Batching stays off (no ``batching_config``)."""
+    """The schema with its guards, after any ``extensions`` (observability's: they see the
+    coded errors). Batching stays off (no ``batching_config``)."""
     return CookSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[ManualCategory, GeneratedCategory],
-        extensions=[CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
+        extensions=[*extensions, CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
         scalar_overrides={JSON: JSON_SCALAR},
     )

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.tokens import identify
 from domain.errors import UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_SECONDS, ErrorCode
+from orchestration import observed
 from orchestration.compositing import Compositor
 from orchestration.media_gc import MediaCollector
 from orchestration.providers import ProviderContext, build_toolbox
@@ -26,7 +28,7 @@ from schema.errors import INTERNAL_MESSAGE, is_outage
 from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
-from service import provider_routes, studio, trusted_documents
+from service import observability, provider_routes, studio, trusted_documents
 from service.boundary import code_for, refusal_response
 from service.database import connect
 from service.downloads import downloads
@@ -42,21 +44,41 @@ log = logging.getLogger("cook.app")
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-def create_app(settings: Settings | None = None, *, media: MediaFactory = media_store) -> FastAPI:
-    """The app; ``media`` builds its media store (tests pass their own to inject faults)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    media: MediaFactory = media_store,
+    tracer_provider: Any = None,
+) -> FastAPI:
+    """The app; ``media`` builds its media store (tests pass their own to inject faults), and
+    ``tracer_provider`` (an OpenTelemetry SDK one) traces it, as one built from the standard
+    ``OTEL_*`` variables does when it is not given."""
     settings = settings or Settings()
+    provider = tracer_provider or observability.tracer_provider_from_env()
+    tracing = observability.Tracing(provider) if provider is not None else None
+    operation_metrics = observability.operation_metrics(())
     limit_storage = LimitStorage(
         settings.rate_limit_storage_uri, timeout=settings.rate_limit_timeout_ms / 1000
     )
     operation_limiter = OperationLimiter(settings.operation_limits(), limit_storage)
     schema = build_schema(
-        settings.query_limits(), operation_limiter, field_suggestions=settings.is_development
+        settings.query_limits(),
+        operation_limiter,
+        field_suggestions=settings.is_development,
+        extensions=[
+            *([operation_metrics] if settings.metrics else ()),
+            *(tracing.schema_extensions() if tracing else ()),
+        ],
     )
+    operation_metrics.known = observability.known_operations(observability.root_fields(schema))
     http_limits = HttpLimits(settings, limit_storage)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if tracing is not None:
+                tracing.start()
+                stack.callback(tracing.stop)
             client = await stack.enter_async_context(connect(settings))
             http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
             db = client[settings.db_name]
@@ -121,6 +143,7 @@ def create_app(settings: Settings | None = None, *, media: MediaFactory = media_
         """Every response carries its request id; a failure of the service itself is answered
         in the documented shape (``INTERNAL`` with the id), and logged under it."""
         request.state.request_id = rid = uuid.uuid4().hex
+        observed.request_id.set(rid)
         try:
             response = await call_next(request)
         except Exception as exc:
@@ -133,6 +156,12 @@ def create_app(settings: Settings | None = None, *, media: MediaFactory = media_
                 response = refusal_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE, rid)
         response.headers[REQUEST_ID_HEADER] = rid
         return response
+
+    if settings.metrics:
+        app.add_middleware(observability.ObserveRequests)  # outermost: sees every answer
+        observability.metrics_route(app, settings)
+    if tracing is not None:
+        tracing.instrument_app(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_refusal(request: Request, exc: StarletteHTTPException) -> Response:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import shlex
 import sys
 from pathlib import Path
 
+from service.observability import configure_logging
 from service.settings import MediaStoreKind, Settings
 
 
@@ -53,6 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        # JSON logs: uvicorn's loggers go through the root's JSON handler, not its own config.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         # The boundary's limits (service/boundary.py): headers up to MAX_HEADER_BYTES reach the
         # app, which answers an oversized token in the documented shape; beyond that h11
         # answers a bare 400. WebSocket messages are capped like request bodies.
@@ -177,7 +179,7 @@ def _export_schema(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     parser = argparse.ArgumentParser(
         prog="cook", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

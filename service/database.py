@@ -11,6 +11,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from service.embedded_db import EmbeddedDatabase
+from service.observability import CommandDurations
 from service.settings import Settings
 
 log = logging.getLogger("cook.database")
@@ -27,7 +28,11 @@ async def connect(settings: Settings) -> AsyncIterator[AsyncMongoClient[dict[str
         uri = await asyncio.to_thread(embedded.start)
         log.info("started the embedded database at %s (data in %s)", uri, settings.embedded_dir)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        uri, tz_aware=True, timeoutMS=settings.db_timeout_ms, appname="cook"
+        uri,
+        tz_aware=True,
+        timeoutMS=settings.db_timeout_ms,
+        appname="cook",
+        event_listeners=[CommandDurations()] if settings.metrics else [],
     )
     try:
         await _describe(client)

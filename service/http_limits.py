@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from domain.errors import ErrorCode
+from orchestration import metrics
 from schema.limit_storage import LimitStorage
 from schema.rate_limits import caller_key, parse_limit
 from service.settings import Settings
@@ -48,6 +49,7 @@ class HttpLimits:
         if await self.storage.hit(self.item, "http", path, who) is not False:
             return None  # allowed, or not counted (the storage is down: limits are open)
         retry_after = await self.storage.retry_after(self.item, "http", path, who)
+        metrics.rate_limit_refusals.labels(scope="http").inc()
         return self._too_many(retry_after)
 
     def _too_many(self, retry_after: int) -> Response:

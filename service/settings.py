@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line (observability)
+    # /metrics in production needs "Authorization: Bearer <this>"; unset there, no /metrics.
+    metrics_token: SecretStr | None = None
+    metrics: bool = True  # false: no HTTP, GraphQL or database metrics and no /metrics
 
     jwt_issuer: str = "cook-dev"
     jwt_audience: str = "cook"
@@ -207,6 +211,11 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: object) -> object:
         return None if value == "" else value
 
     @field_validator("jwt_algorithms", "allowed_origins", "webhook_allowed_networks", mode="before")

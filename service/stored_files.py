@@ -13,6 +13,7 @@ import re
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
+from orchestration import metrics
 from orchestration.media import MediaStore
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -59,10 +60,12 @@ async def serve_stored(
         return Response(status_code=416, headers={**common, "Content-Range": f"bytes */{size}"})
     if wanted is None or wanted is True:  # (True never comes; keeps the types narrow)
         body = store.stream(sha256)
+        metrics.media_bytes_served.inc(size)
         return StreamingResponse(
             body, media_type=content_type, headers={**common, "Content-Length": str(size)}
         )
     start, end = wanted
+    metrics.media_bytes_served.inc(end - start)
     return StreamingResponse(
         store.stream(sha256, start, end),
         status_code=206,

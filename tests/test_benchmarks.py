@@ -21,6 +21,7 @@ SECTIONS = (
     "Real images",
     "Replicas",
     "Outbound webhooks",
+    "Observability",
 )
 
 

@@ -31,7 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from domain.errors import Conflict
 from domain.principal import Principal
-from orchestration import clock
+from orchestration import clock, metrics
 from orchestration.notifications.addresses import IPAddress, Resolver, system_resolver
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.deliveries import Attempt, Delivery, DeliveryStore
@@ -165,6 +165,8 @@ class Notifier:
         if self._sender is None:
             self._sender = Sender(self.config, self._resolve)
         outcome = await self._sender.send(endpoint, delivery.message_id, delivery.body)
+        metrics.webhook_deliveries.labels(outcome=_outcome_label(outcome)).inc()
+        metrics.webhook_delivery_seconds.observe(outcome.duration_ms / 1000)
         if outcome.delivered:
             if await self._finish(delivery, token, outcome, retry_in=None, counts=False):
                 await self.endpoints.delivered(endpoint.id)
@@ -222,3 +224,12 @@ class Notifier:
         """Wait until this process's current pass is over (for tests)."""
         while self._pass is not None and not self._pass.done():
             await asyncio.shield(self._pass)
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    """A bounded label: delivered, a refusal by status class, or no answer."""
+    if outcome.delivered:
+        return "delivered"
+    if outcome.status_code is None:
+        return "no_answer"
+    return f"http_{outcome.status_code // 100}xx"
