@@ -13,8 +13,8 @@ import uvicorn
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from orchestration import pieces as piece_domain
-from orchestration.pieces import Piece
+from orchestration.cooking import pieces as piece_domain
+from orchestration.cooking.pieces import Piece
 from service.app import create_app
 from service.runtime import caller, runtime_of
 from service.settings import Settings

@@ -36,7 +36,7 @@ from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 
 from bench.common import table
-from orchestration.pieces import PieceStore
+from orchestration.cooking.pieces import PieceStore
 from service.embedded_db import wait_until_answering
 
 ENGINES = {"before": "FlatInsertSQLiteEngine", "after": "IndexedReadsEngine"}

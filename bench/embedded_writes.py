@@ -39,15 +39,15 @@ from pymongo.database import Database
 
 from bench.common import table
 from bench.embedded_envelope import piece, server_process
-from orchestration.casts import CastStore
-from orchestration.collections import CollectionStore
-from orchestration.cooks import CookStore
-from orchestration.events import EventLog
-from orchestration.exports import Exporter
-from orchestration.gridfs_media import GridFSMediaStore
-from orchestration.pieces import PieceStore
-from orchestration.runs import RunStore
-from orchestration.spells import SpellStore
+from orchestration.catalog.collections import CollectionStore
+from orchestration.cooking.casts import CastStore
+from orchestration.cooking.cooks import CookStore
+from orchestration.cooking.events import EventLog
+from orchestration.cooking.pieces import PieceStore
+from orchestration.cooking.runs import RunStore
+from orchestration.generators.spells import SpellStore
+from orchestration.results.exports import Exporter
+from orchestration.storage.gridfs_media import GridFSMediaStore
 
 ENGINES = {"before": "IndexedReadsEngine", "after": "NamespacedIndexesEngine"}
 STORES = {

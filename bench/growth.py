@@ -22,11 +22,11 @@ from typing import Any
 from bench.common import bench_settings, clone_pieces, embedded, table
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration import providers
-from orchestration.cooks import CookRequest
-from orchestration.events import EventType
-from orchestration.pieces import PieceQuery, Success
-from orchestration.tools import Submitted, ToolCall, ToolSpec
+from orchestration.base.tools import Submitted, ToolCall, ToolSpec
+from orchestration.cooking.cooks import CookRequest
+from orchestration.cooking.events import EventType
+from orchestration.cooking.pieces import PieceQuery, Success
+from orchestration.generators import providers
 from tests.api import OWNER, Api, collection_input, running_app
 
 OWNER_P = Principal(AccountId(OWNER))

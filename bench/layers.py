@@ -24,9 +24,9 @@ from PIL import Image, ImageDraw
 from bench.common import Spread, bench_settings, embedded, table
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration.cooks import CookRequest
-from orchestration.layers import PNG_COMPRESS_LEVEL
-from orchestration.tools import ToolCall
+from orchestration.art.layers import PNG_COMPRESS_LEVEL
+from orchestration.base.tools import ToolCall
+from orchestration.cooking.cooks import CookRequest
 from tests.api import OWNER, Api, running_app
 
 CATEGORIES = ("Background", "Back", "Body", "Face", "Eyes", "Hat")

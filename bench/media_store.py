@@ -27,7 +27,7 @@ from pymongo import AsyncMongoClient
 
 from bench.common import PROCESS_ENV, clone_pieces, cook_to_end, embedded, owner_token, table
 from bench.memory import rss_mib
-from orchestration.gridfs_media import GridFSMediaStore
+from orchestration.storage.gridfs_media import GridFSMediaStore
 from tests.api import collection_input
 from tests.processes import api_process_handle, gql
 

@@ -39,7 +39,7 @@ from pymongo.uri_parser import parse_uri
 from bench.common import Spread, bench_settings, clone_pieces, embedded, table
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration.cooks import CookRequest
+from orchestration.cooking.cooks import CookRequest
 from tests.api import OWNER, Api, collection_input, running_app
 
 SKIP_KEYS = {"lsid", "$clusterTime", "$db", "txnNumber", "$readPreference", "signature"}

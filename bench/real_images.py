@@ -43,8 +43,8 @@ from PIL import Image, ImageDraw
 from pymongo import AsyncMongoClient
 
 from bench.common import PROCESS_ENV, embedded, owner_token, table
-from orchestration.gridfs_media import GridFSMediaStore
-from orchestration.layers import PNG_COMPRESS_LEVEL
+from orchestration.art.layers import PNG_COMPRESS_LEVEL
+from orchestration.storage.gridfs_media import GridFSMediaStore
 from tests.api import collection_input
 from tests.layer_files import IMPORT
 from tests.processes import api_process_handle, gql

@@ -7,27 +7,27 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from orchestration.casts import CastStore
-from orchestration.collections import CollectionStore
-from orchestration.compositing import Compositor
-from orchestration.cooks import CookStore
-from orchestration.events import EventLog
-from orchestration.exports import Exporter
-from orchestration.layer_assets import LayerStore
-from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
-from orchestration.layer_tool import layers_tool
-from orchestration.media import MediaStore
+from orchestration.art.compositing import Compositor
+from orchestration.base.policy import CookPolicy
+from orchestration.base.sharding import ensure_sharded_layout
+from orchestration.base.tools import Toolbox
+from orchestration.catalog.collections import CollectionStore
+from orchestration.catalog.layer_assets import LayerStore
+from orchestration.catalog.layer_tool import TOOL_ID as LAYERS_TOOL_ID
+from orchestration.catalog.layer_tool import layers_tool
+from orchestration.cooking.casts import CastStore
+from orchestration.cooking.cooks import CookStore
+from orchestration.cooking.events import EventLog
+from orchestration.cooking.orchestrator import Generators, Orchestrator
+from orchestration.cooking.pieces import PieceStore
+from orchestration.cooking.progress import ProgressFeed
+from orchestration.cooking.runs import RunStore
+from orchestration.generators.spells import SpellStore
+from orchestration.generators.webhooks import DeliveryLog
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.notifier import Notifier
-from orchestration.orchestrator import Generators, Orchestrator
-from orchestration.pieces import PieceStore
-from orchestration.policy import CookPolicy
-from orchestration.progress import ProgressFeed
-from orchestration.runs import RunStore
-from orchestration.sharding import ensure_sharded_layout
-from orchestration.spells import SpellStore
-from orchestration.tools import Toolbox
-from orchestration.webhooks import DeliveryLog
+from orchestration.results.exports import Exporter
+from orchestration.storage.media import MediaStore
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import Annotated
 import strawberry
 
 from domain.errors import BadUserInput
-from orchestration.events import MAX_EVENTS_PAGE
-from orchestration.pagination import MAX_PAGE, check_first
+from orchestration.base.pagination import MAX_PAGE, check_first
+from orchestration.cooking.events import MAX_EVENTS_PAGE
 from resolvers.cooks import COOK_ID, parse_cook_id
 from schema.context import Info
 from schema.cook_types import Cook, CookConnection, CookEvent, CookStatus, Piece

@@ -10,15 +10,15 @@ from strawberry.scalars import JSON
 
 from domain.errors import Conflict
 from domain.ids import parse_entity_id
-from orchestration import collections as domain
-from orchestration.pagination import MAX_PAGE
-from orchestration.traits import (
+from orchestration.art.traits import (
     MAX_CATEGORIES,
     MAX_NAME_LENGTH,
     MAX_TRAITS_PER_CATEGORY,
     MAX_VALUE_LENGTH,
     tree_from_legacy_file,
 )
+from orchestration.base.pagination import MAX_PAGE
+from orchestration.catalog import collections as domain
 from schema.context import Info
 from schema.inputs import CreateCollectionInput, UpdateCollectionInput
 from schema.types import Collection, CollectionConnection

@@ -9,13 +9,13 @@ import strawberry
 
 from domain.errors import BadUserInput
 from domain.ids import parse_entity_id
-from orchestration import collections as collection_domain
-from orchestration import cooks as cook_domain
-from orchestration import pieces as piece_domain
-from orchestration.cooks import CookRequest
-from orchestration.orchestrator import MAX_PREVIEW, MAX_REVIEW_DECISIONS, Decision
-from orchestration.pagination import MAX_PAGE
-from orchestration.policy import MAX_COOK_COUNT, SEED_BOUND
+from orchestration.base.pagination import MAX_PAGE
+from orchestration.base.policy import MAX_COOK_COUNT, SEED_BOUND
+from orchestration.catalog import collections as collection_domain
+from orchestration.cooking import cooks as cook_domain
+from orchestration.cooking import pieces as piece_domain
+from orchestration.cooking.cooks import CookRequest
+from orchestration.cooking.orchestrator import MAX_PREVIEW, MAX_REVIEW_DECISIONS, Decision
 from schema.context import Info
 from schema.cook_types import (
     Cook,

@@ -7,9 +7,9 @@ from typing import Annotated
 import strawberry
 
 from domain.ids import parse_entity_id
-from orchestration import exports as export_domain
-from orchestration.analytics import collection_analytics as compute_analytics
-from orchestration.pagination import MAX_PAGE
+from orchestration.base.pagination import MAX_PAGE
+from orchestration.results import exports as export_domain
+from orchestration.results.analytics import collection_analytics as compute_analytics
 from resolvers.cooks import COLLECTION_ID, _collection_id
 from schema.context import Info
 from schema.export_types import CollectionAnalytics, Export, ExportConnection, ExportOptionsInput

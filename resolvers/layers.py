@@ -16,16 +16,16 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from domain.errors import BadUserInput, Problem
-from orchestration.layer_import import MAX_ZIP_BYTES
-from orchestration.layer_preview import (
+from orchestration.art.layer_import import MAX_ZIP_BYTES
+from orchestration.art.layer_preview import (
     MAX_PREVIEW_IMAGES,
     MAX_THUMBNAIL,
     MIN_THUMBNAIL,
     thumbnail_size,
 )
-from orchestration.layers import MAX_LAYER_BYTES, MAX_LAYER_PIXELS
-from orchestration.policy import SEED_BOUND
-from orchestration.traits import MAX_CATEGORIES, MAX_NAME_LENGTH, MAX_TRAITS_PER_CATEGORY
+from orchestration.art.layers import MAX_LAYER_BYTES, MAX_LAYER_PIXELS
+from orchestration.art.traits import MAX_CATEGORIES, MAX_NAME_LENGTH, MAX_TRAITS_PER_CATEGORY
+from orchestration.base.policy import SEED_BOUND
 from resolvers.collections import ID_RULE, VERSION_RULE, _id
 from schema.context import Info
 from schema.cook_types import ChosenTrait

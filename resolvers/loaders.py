@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from strawberry.dataloader import DataLoader
 
 from domain.principal import Principal
-from orchestration.events import Event
-from orchestration.pieces import CookNumbers, Piece
+from orchestration.cooking.events import Event
+from orchestration.cooking.pieces import CookNumbers, Piece
 from orchestration.services import Services
 
 type EventsKey = tuple[str, int, int]  # cook id, after seq, limit

@@ -7,10 +7,10 @@ from typing import Annotated
 import strawberry
 
 from domain.ids import parse_entity_id
+from orchestration.base.pagination import MAX_PAGE
 from orchestration.notifications import deliveries as delivery_domain
 from orchestration.notifications import endpoints as endpoint_domain
 from orchestration.notifications.endpoints import MAX_DESCRIPTION, EndpointChanges
-from orchestration.pagination import MAX_PAGE
 from schema.context import Info
 from schema.webhook_types import (
     WebhookDelivery,

@@ -8,11 +8,11 @@ import strawberry
 
 from domain.errors import BadUserInput, NotFound, Problem
 from domain.ids import parse_entity_id
-from orchestration import cooks as cook_domain
-from orchestration import pieces as piece_domain
-from orchestration.orchestrator import MAX_REVIEW_DECISIONS
-from orchestration.pagination import MAX_PAGE
-from orchestration.traits import MAX_CATEGORIES, MAX_NAME_LENGTH
+from orchestration.art.traits import MAX_CATEGORIES, MAX_NAME_LENGTH
+from orchestration.base.pagination import MAX_PAGE
+from orchestration.cooking import cooks as cook_domain
+from orchestration.cooking import pieces as piece_domain
+from orchestration.cooking.orchestrator import MAX_REVIEW_DECISIONS
 from resolvers.cooks import COLLECTION_ID, _collection_id
 from schema.context import Info
 from schema.cook_types import Piece, PieceConnection, PieceStatus, ReviewOutcome

@@ -7,8 +7,8 @@ from typing import Annotated
 import strawberry
 
 from domain.ids import parse_entity_id
-from orchestration import spells as domain
-from orchestration.pagination import MAX_PAGE
+from orchestration.base.pagination import MAX_PAGE
+from orchestration.generators import spells as domain
 from schema.context import Info
 from schema.spell_types import Spell, SpellConnection, SpellInput
 

@@ -11,13 +11,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain.errors import BadUserInput
-from orchestration import cooks as cook_domain
-from orchestration import engine
-from orchestration import events as event_domain
-from orchestration import pieces as piece_domain
-from orchestration import progress as progress_domain
-from orchestration.events import MAX_EVENTS_PAGE
-from orchestration.pagination import MAX_PAGE, Page, check_first, encode_cursor
+from orchestration.art import engine
+from orchestration.base.pagination import MAX_PAGE, Page, check_first, encode_cursor
+from orchestration.cooking import cooks as cook_domain
+from orchestration.cooking import events as event_domain
+from orchestration.cooking import pieces as piece_domain
+from orchestration.cooking import progress as progress_domain
+from orchestration.cooking.events import MAX_EVENTS_PAGE
 from schema.context import Info
 from schema.node import Node
 from schema.spell_types import Cast

@@ -7,16 +7,16 @@ from decimal import Decimal
 
 import strawberry
 
-from orchestration import analytics as analytics_domain
-from orchestration import exports as export_domain
-from orchestration.export_archive import (
+from orchestration.base.pagination import Page, encode_cursor
+from orchestration.base.policy import SEED_BOUND
+from orchestration.results import analytics as analytics_domain
+from orchestration.results import exports as export_domain
+from orchestration.results.export_archive import (
     DEFAULT_NAME_TEMPLATE,
     MAX_BASE_URI,
     MAX_DESCRIPTION,
     ExportOptions,
 )
-from orchestration.pagination import Page, encode_cursor
-from orchestration.policy import SEED_BOUND
 from schema.cook_types import PieceStatus, usd
 from schema.node import Node
 from schema.types import PageInfo

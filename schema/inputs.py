@@ -6,10 +6,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain.errors import BadUserInput
-from orchestration import collections as domain
-from orchestration import traits as t
-from orchestration.collections import MAX_COLLECTION_NAME, MAX_DESCRIPTION, MAX_TOTAL_SUPPLY
-from orchestration.template import MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH
+from orchestration.art import traits as t
+from orchestration.art.template import MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH
+from orchestration.catalog import collections as domain
+from orchestration.catalog.collections import MAX_COLLECTION_NAME, MAX_DESCRIPTION, MAX_TOTAL_SUPPLY
 
 NAME_RULE = (
     f"1-{t.MAX_NAME_LENGTH} characters, unique among its siblings, without '[' or ']' "

@@ -7,10 +7,10 @@ from enum import Enum
 
 import strawberry
 
-from orchestration import layer_assets as domain
-from orchestration.layer_import import OrderEntry
-from orchestration.layers import Blend, Style
-from orchestration.traits import MAX_NAME_LENGTH
+from orchestration.art.layer_import import OrderEntry
+from orchestration.art.layers import Blend, Style
+from orchestration.art.traits import MAX_NAME_LENGTH
+from orchestration.catalog import layer_assets as domain
 
 
 @strawberry.enum(

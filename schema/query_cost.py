@@ -50,11 +50,11 @@ from graphql.utilities import get_operation_ast
 from graphql.validation import ValidationContext, ValidationRule
 
 from domain.errors import CookError, ErrorCode
-from orchestration.pagination import MAX_PAGE
-from orchestration.policy import MAX_ATTEMPTS
-from orchestration.providers import MAX_OUTPUTS
-from orchestration.spells import MAX_STEPS
-from orchestration.traits import MAX_CATEGORIES, MAX_TRAITS_PER_CATEGORY
+from orchestration.art.traits import MAX_CATEGORIES, MAX_TRAITS_PER_CATEGORY
+from orchestration.base.pagination import MAX_PAGE
+from orchestration.base.policy import MAX_ATTEMPTS
+from orchestration.generators.providers import MAX_OUTPUTS
+from orchestration.generators.spells import MAX_STEPS
 
 DEFAULT_LIST_SIZE = MAX_PAGE
 

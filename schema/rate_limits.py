@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from limits import RateLimitItem, parse
 
 from domain.errors import RateLimited
-from orchestration import metrics
+from orchestration.base import metrics
 from schema.limit_storage import LimitStorage
 
 # Root field -> its limit per caller (limits' notation, e.g. "20/minute"). A new expensive

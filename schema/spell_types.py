@@ -9,11 +9,11 @@ from typing import cast
 import strawberry
 from strawberry.scalars import JSON
 
-from orchestration import casts as cast_domain
-from orchestration import spells as domain
-from orchestration.pagination import Page, encode_cursor
-from orchestration.spells import MAX_SPELL_DESCRIPTION, MAX_SPELL_NAME, MAX_STEPS
-from orchestration.template import MAX_TEMPLATE_BYTES
+from orchestration.art.template import MAX_TEMPLATE_BYTES
+from orchestration.base.pagination import Page, encode_cursor
+from orchestration.cooking import casts as cast_domain
+from orchestration.generators import spells as domain
+from orchestration.generators.spells import MAX_SPELL_DESCRIPTION, MAX_SPELL_NAME, MAX_STEPS
 from schema.node import Node
 from schema.types import PageInfo
 

@@ -10,11 +10,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain.principal import Principal
-from orchestration import collections as domain
-from orchestration import tools as tool_domain
-from orchestration import traits
-from orchestration.pagination import Page, encode_cursor
-from orchestration.tools import ToolSpec
+from orchestration.art import traits
+from orchestration.base import tools as tool_domain
+from orchestration.base.pagination import Page, encode_cursor
+from orchestration.base.tools import ToolSpec
+from orchestration.catalog import collections as domain
 from schema.context import Info
 from schema.layer_types import LayerSet
 from schema.node import Node

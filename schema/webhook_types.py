@@ -8,9 +8,9 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from orchestration.base.pagination import Page, encode_cursor
 from orchestration.notifications import deliveries as delivery_domain
 from orchestration.notifications import endpoints as endpoint_domain
-from orchestration.pagination import Page, encode_cursor
 from schema.node import Node
 from schema.types import PageInfo
 

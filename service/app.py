@@ -18,12 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from auth.tokens import identify
 from domain.errors import UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_SECONDS, ErrorCode
-from orchestration import observed
-from orchestration.compositing import Compositor
-from orchestration.media_gc import MediaCollector
-from orchestration.providers import ProviderContext, build_toolbox
+from orchestration.art.compositing import Compositor
+from orchestration.base import observed
+from orchestration.base.sharding import is_sharded_cluster
+from orchestration.generators.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
-from orchestration.sharding import is_sharded_cluster
+from orchestration.storage.media_gc import MediaCollector
 from schema.errors import INTERNAL_MESSAGE, is_outage
 from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter

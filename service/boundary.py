@@ -23,7 +23,7 @@ from strawberry.http import GraphQLRequestData
 
 from domain.errors import ErrorCode
 from domain.json_values import JsonLimits, JsonRefused, decode
-from orchestration.layer_import import MAX_ZIP_BYTES
+from orchestration.art.layer_import import MAX_ZIP_BYTES
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # A GraphQL multipart request (layer uploads): the largest file plus its form fields.

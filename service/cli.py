@@ -148,7 +148,7 @@ def _media_migrate(args: argparse.Namespace) -> int:
 
 
 async def _migrate(settings: Settings, source: MediaStoreKind, to: MediaStoreKind) -> int:
-    from orchestration.media_migrate import migrate
+    from orchestration.storage.media_migrate import migrate
     from service.database import connect
     from service.stores import open_store
 

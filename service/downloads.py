@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from domain.errors import NotFound, Unauthenticated
-from orchestration.exports import ID_PREFIX, ExportStatus
+from orchestration.results.exports import ID_PREFIX, ExportStatus
 from service.runtime import caller, runtime_of
 from service.stored_files import serve_stored
 

@@ -36,7 +36,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from auth.tokens import TokenVerifier, identify
 from domain.principal import Principal
-from orchestration import clock
+from orchestration.base import clock
 from schema.context import Context
 from service import boundary, http_caching
 from service.http_limits import client_address

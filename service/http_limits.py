@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from domain.errors import ErrorCode
-from orchestration import metrics
+from orchestration.base import metrics
 from schema.limit_storage import LimitStorage
 from schema.rate_limits import caller_key, parse_limit
 from service.settings import Settings

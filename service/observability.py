@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 from domain.errors import ErrorCode
-from orchestration import metrics, observed
+from orchestration.base import metrics, observed
 from service.settings import Settings
 
 log = logging.getLogger("cook.observability")

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from domain.errors import BadUserInput, Unauthenticated
 from domain.ids import parse_entity_id
 from domain.json_values import JsonLimits, JsonRefused, decode
-from orchestration import pieces as piece_domain
+from orchestration.cooking import pieces as piece_domain
+from orchestration.generators.webhooks import MAX_BODY_BYTES, Refused, verify
 from orchestration.services import Services
-from orchestration.webhooks import MAX_BODY_BYTES, Refused, verify
 from service.runtime import caller
 from service.stored_files import serve_stored
 

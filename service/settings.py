@@ -9,13 +9,13 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from orchestration.layer_tool import TOOL_ID as LAYERS_TOOL_ID
+from orchestration.base.policy import MAX_ATTEMPTS, CookPolicy
+from orchestration.base.tools import BUILTIN_TOOLS
+from orchestration.catalog.layer_tool import TOOL_ID as LAYERS_TOOL_ID
+from orchestration.generators.providers import ProviderConfig, parse_providers
 from orchestration.notifications.addresses import parse_networks
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.schedule import RetrySchedule
-from orchestration.policy import MAX_ATTEMPTS, CookPolicy
-from orchestration.providers import ProviderConfig, parse_providers
-from orchestration.tools import BUILTIN_TOOLS
 from schema.query_cost import QueryLimits
 from schema.rate_limits import LIMITABLE_SUBSCRIPTIONS, OPERATION_LIMITS, parse_limit
 
@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     media_gc_grace_seconds: float = Field(default=3600.0, ge=0.1, le=30 * 86_400)
     media_gc_every_seconds: float = Field(default=600.0, ge=0.05, le=86_400)
 
-    # Generation providers: a JSON list (see orchestration/providers.py and the README).
+    # Generation providers: a JSON list (see orchestration/generators/providers.py and the README).
     providers: str = ""
     public_url: str | None = None  # where providers send webhooks; default http://host:port
 

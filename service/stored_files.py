@@ -13,8 +13,8 @@ import re
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from orchestration import metrics
-from orchestration.media import MediaStore
+from orchestration.base import metrics
+from orchestration.storage.media import MediaStore
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 

@@ -5,7 +5,7 @@ under ``COOK_DATA_DIR/media`` (``FileMediaStore``): the embedded server stores d
 not bulk bytes, well. With ``MONGODB_URI`` (a cluster, replicas that share nothing else) they
 are in the database, in GridFS's layout (``GridFSMediaStore``). ``COOK_MEDIA_STORE`` chooses
 either way (``Settings.media_store_kind``). ``cook media migrate`` moves a deployment's files
-from one to the other (``orchestration/media_migrate.py``).
+from one to the other (``orchestration/storage/media_migrate.py``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from orchestration.gridfs_media import GridFSMediaStore
-from orchestration.media import FileMediaStore, MediaStore
+from orchestration.storage.gridfs_media import GridFSMediaStore
+from orchestration.storage.media import FileMediaStore, MediaStore
 from service.settings import MediaStoreKind, Settings
 
 type MediaFactory = Callable[[Settings, AsyncDatabase[dict[str, Any]]], Awaitable[MediaStore]]

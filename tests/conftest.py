@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pymongo.errors import InvalidOperation
 
-from orchestration import providers
-from orchestration.tools import Submitted, ToolCall, ToolSpec
+from orchestration.base.tools import Submitted, ToolCall, ToolSpec
+from orchestration.generators import providers
 from schema.rate_limits import OPERATION_LIMITS
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from orchestration.webhooks import signature
+from orchestration.generators.webhooks import signature
 from tests.api import Api
 
 

@@ -18,7 +18,7 @@ import httpx
 import websockets
 from pymongo import MongoClient
 
-from orchestration.events import entries
+from orchestration.cooking.events import entries
 from tests.api import OWNER, collection_input
 from tests.event_log import log_mismatches
 from tests.processes import gql

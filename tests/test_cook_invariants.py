@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from orchestration.events import entries
-from orchestration.pieces import Failure, Success
+from orchestration.cooking.events import entries
+from orchestration.cooking.pieces import Failure, Success
 from service.app import create_app
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings

@@ -13,7 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient, MongoClient
 
 from auth.dev_keys import ensure_dev_keys, mint_token
-from orchestration.events import entries
+from orchestration.cooking.events import entries
 from service.embedded_db import EmbeddedDatabase
 from tests.api import OWNER, collection_input
 from tests.processes import api_process, api_process_handle, gql

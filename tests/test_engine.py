@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestration.engine import (
+from orchestration.art.engine import (
     Config,
     NoValidDraw,
     UniqueValuesExhausted,
@@ -17,7 +17,7 @@ from orchestration.engine import (
     permute,
     weighted_choice,
 )
-from orchestration.traits import (
+from orchestration.art.traits import (
     DrawRules,
     Exclusion,
     GeneratedCategory,

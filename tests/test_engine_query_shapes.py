@@ -28,10 +28,17 @@ from pymongo import IndexModel
 
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration.cooks import CookStore
-from orchestration.events import EventLog
-from orchestration.pieces import PieceOrder, PieceQuery, PieceStatus, PieceStore, Review, listing
-from orchestration.runs import RunStore
+from orchestration.cooking.cooks import CookStore
+from orchestration.cooking.events import EventLog
+from orchestration.cooking.pieces import (
+    PieceOrder,
+    PieceQuery,
+    PieceStatus,
+    PieceStore,
+    Review,
+    listing,
+)
+from orchestration.cooking.runs import RunStore
 from service.embedded_engine import FlatInsertSQLiteEngine
 from service.embedded_index_scope import whole_table_indexes
 from service.embedded_writes import NamespacedIndexesEngine as IndexedReadsEngine

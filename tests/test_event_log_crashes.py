@@ -20,7 +20,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from pymongo import MongoClient
 
-from orchestration.events import entries
+from orchestration.cooking.events import entries
 from service.embedded_db import EmbeddedDatabase
 from tests.event_log import log_mismatches
 from tests.processes import api_process_handle, free_port

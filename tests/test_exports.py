@@ -15,9 +15,9 @@ import httpx
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from orchestration import clock
-from orchestration.gridfs_media import GridFSMediaStore
-from orchestration.media_gc import MediaCollector
+from orchestration.base import clock
+from orchestration.storage.gridfs_media import GridFSMediaStore
+from orchestration.storage.media_gc import MediaCollector
 from service.settings import Settings
 from tests.api import (
     ADMIN,

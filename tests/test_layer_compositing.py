@@ -10,8 +10,8 @@ import signal
 import pytest
 from PIL import Image
 
-from orchestration.compositing import Compositor, CompositorBroken
-from orchestration.layers import BadLayer, Blend, Style, compose, probe
+from orchestration.art.compositing import Compositor, CompositorBroken
+from orchestration.art.layers import BadLayer, Blend, Style, compose, probe
 from tests.layer_files import layer_png, noisy_png
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from orchestration.media import FileMediaStore, FileUpload, MediaStore
+from orchestration.storage.media import FileMediaStore, FileUpload, MediaStore
 from service.settings import Settings
 from tests.api import (
     OWNER,

@@ -15,9 +15,9 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from orchestration.gridfs_media import GridFSMediaStore
-from orchestration.media import FileMediaStore, MediaStore
-from orchestration.media_migrate import sniff
+from orchestration.storage.gridfs_media import GridFSMediaStore
+from orchestration.storage.media import FileMediaStore, MediaStore
+from orchestration.storage.media_migrate import sniff
 from service.embedded_db import EmbeddedDatabase
 from tests.layer_files import layer_png
 

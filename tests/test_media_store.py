@@ -18,9 +18,9 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from orchestration.gridfs_media import CHUNK_BYTES, GridFSMediaStore
-from orchestration.media import FileMediaStore
-from orchestration.media_gc import REFERENCES, MediaCollector
+from orchestration.storage.gridfs_media import CHUNK_BYTES, GridFSMediaStore
+from orchestration.storage.media import FileMediaStore
+from orchestration.storage.media_gc import REFERENCES, MediaCollector
 from service.embedded_db import EmbeddedDatabase
 
 type Db = AsyncDatabase[dict[str, Any]]
@@ -98,7 +98,7 @@ async def test_a_streamed_upload_is_named_by_its_content_and_stored_once(db: Db)
 WRITER = """
 import asyncio, sys, time
 from pymongo import AsyncMongoClient
-from orchestration.gridfs_media import GridFSMediaStore
+from orchestration.storage.gridfs_media import GridFSMediaStore
 from tests.test_media_store import blob
 
 async def main(uri: str, name: str, start_at: float, count: int) -> None:

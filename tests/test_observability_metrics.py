@@ -160,7 +160,7 @@ def test_the_docs_page_and_the_dashboard_name_exactly_the_metrics_there_are() ->
 
     from prometheus_client import REGISTRY
 
-    import orchestration.metrics  # noqa: F401 - registers them
+    import orchestration.base.metrics  # noqa: F401 - registers them
 
     docs = Path(__file__).parent.parent / "docs"
     page = (docs / "observability.md").read_text()

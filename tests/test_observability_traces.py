@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from orchestration import observed
+from orchestration.base import observed
 from service import observability
 from service.settings import Settings
 from tests.api import start_cook, wait_for_cook, with_test_tool

@@ -13,7 +13,8 @@ from pymongo import AsyncMongoClient
 
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration.pieces import (
+from orchestration.base.policy import CookPolicy
+from orchestration.cooking.pieces import (
     Listing,
     PieceOrder,
     PieceQuery,
@@ -22,7 +23,6 @@ from orchestration.pieces import (
     Review,
     listing,
 )
-from orchestration.policy import CookPolicy
 from service.settings import Settings
 from tests.api import ADMIN, OWNER, STRANGER, Api, running_app, start_cook, wait_for_cook
 

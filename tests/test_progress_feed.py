@@ -11,8 +11,8 @@ import pytest
 
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration.events import EventType, entries, piece_outbox, recorded
-from orchestration.progress import Progress, ProgressFeed
+from orchestration.cooking.events import EventType, entries, piece_outbox, recorded
+from orchestration.cooking.progress import Progress, ProgressFeed
 from orchestration.services import Services
 from tests.api import OWNER, Api, start_cook, wait_for_cook, with_test_tool
 

@@ -351,8 +351,8 @@ async def test_an_output_not_fetchable_for_now_is_fetched_when_the_provider_deli
 async def test_a_run_resolved_by_a_process_that_died_before_completing_its_piece_is_applied(
     papi: Api, fake: FakeProvider
 ) -> None:
-    from orchestration.pieces import Success
-    from orchestration.runs import run_key
+    from orchestration.cooking.pieces import Success
+    from orchestration.cooking.runs import run_key
 
     cook_id = await cook_with(papi, "deploy", {"prompt": "[[Animal]]"})
     [run_id] = await wait_for_runs(fake, 1, papi)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration.collections import CollectionStore
+from orchestration.catalog.collections import CollectionStore
 from tests.api import Api
 
 

@@ -11,8 +11,7 @@ import pytest
 from pymongo import IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from orchestration.services import Services
-from orchestration.sharding import (
+from orchestration.base.sharding import (
     REWRITES,
     SHARD_KEYS,
     ensure_sharded_layout,
@@ -20,6 +19,7 @@ from orchestration.sharding import (
     sharded_form,
     starts_with_shard_key,
 )
+from orchestration.services import Services
 from tests.api import Api, start_cook, wait_for_cook, with_test_tool
 
 DECLARED_BY_STORES = {
@@ -39,7 +39,7 @@ def model(name: str, info: dict[str, Any]) -> IndexModel:
 def problems(collection: str, indexes: list[IndexModel]) -> list[str]:
     """Why these indexes could not be held by the collection sharded on its declared key."""
     if collection not in SHARD_KEYS:
-        return [f"{collection} has no declared shard key (orchestration/sharding.py)"]
+        return [f"{collection} has no declared shard key (orchestration/base/sharding.py)"]
     found = []
     key = SHARD_KEYS[collection]
     for index in indexes:

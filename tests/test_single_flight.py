@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from orchestration.single_flight import SingleFlight
+from orchestration.base.single_flight import SingleFlight
 
 
 async def test_callers_asking_at_once_share_one_read_and_a_later_caller_reads_again() -> None:

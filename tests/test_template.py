@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestration.template import fill, placeholders, validate_template
+from orchestration.art.template import fill, placeholders, validate_template
 
 names = st.text(min_size=1, max_size=20).filter(lambda s: "[" not in s and "]" not in s)
 values = st.text(max_size=50)

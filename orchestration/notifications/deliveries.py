@@ -30,10 +30,10 @@ from pymongo.errors import DuplicateKeyError
 from domain.errors import Conflict, NotFound
 from domain.ids import AccountId
 from domain.principal import Principal
-from orchestration import clock
+from orchestration.base import clock
+from orchestration.base.pagination import Page, newest_first
+from orchestration.base.scope import owned
 from orchestration.notifications.endpoints import Endpoint
-from orchestration.pagination import Page, newest_first
-from orchestration.scope import owned
 
 type Document = dict[str, Any]
 

@@ -24,7 +24,9 @@ from pymongo.errors import DuplicateKeyError
 from domain.errors import BadUserInput, Conflict, NotFound, Problem
 from domain.ids import AccountId, new_id
 from domain.principal import Principal
-from orchestration import clock
+from orchestration.base import clock
+from orchestration.base.pagination import Page, newest_first
+from orchestration.base.scope import owned
 from orchestration.notifications.addresses import (
     AddressRefused,
     Resolver,
@@ -33,8 +35,6 @@ from orchestration.notifications.addresses import (
 )
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.signing import new_secret
-from orchestration.pagination import Page, newest_first
-from orchestration.scope import owned
 
 type Document = dict[str, Any]
 

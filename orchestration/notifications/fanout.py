@@ -18,10 +18,10 @@ from typing import Any
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from orchestration.notifications import marker
+from orchestration.base import notify_marker as marker
+from orchestration.cooking.pieces import PieceStore
 from orchestration.notifications.deliveries import DeliveryStore, message_id_for
 from orchestration.notifications.endpoints import EndpointStore
-from orchestration.pieces import PieceStore
 
 type Document = dict[str, Any]
 

@@ -31,14 +31,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from domain.errors import Conflict
 from domain.principal import Principal
-from orchestration import clock, metrics
+from orchestration.base import clock, metrics
+from orchestration.cooking.pieces import PieceStore
 from orchestration.notifications.addresses import IPAddress, Resolver, system_resolver
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.deliveries import Attempt, Delivery, DeliveryStore
 from orchestration.notifications.endpoints import TEST_EVENT, EndpointStore
 from orchestration.notifications.fanout import FanOut, body_of
 from orchestration.notifications.sender import Outcome, Sender
-from orchestration.pieces import PieceStore
 
 log = logging.getLogger("cook.notifications")
 

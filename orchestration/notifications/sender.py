@@ -16,7 +16,7 @@ from datetime import datetime
 
 import httpx
 
-from orchestration import clock
+from orchestration.base import clock
 from orchestration.notifications.addresses import AddressRefused, Resolver, resolve_target
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.endpoints import Endpoint
