@@ -15,11 +15,15 @@ three parts on the write path. Like the others, none changes a result.
    SQLite uses a partial index only for a query whose ``WHERE`` implies the index's. With the
    namespace as bound parameters (``db_name = ?``) it can, but only by re-preparing the
    statement on every execution (SQLite's "re-prepare when a binding can change the plan"),
-   and ``INDEXED BY`` (mongoeco's ``hint``) then fails with "no query solution". So every
-   statement that must use these indexes names its namespace as literals: mongoeco's finds,
-   counts, distincts and the selections of updates and deletes (all built by
-   ``_build_select_sql``: the leading ``db_name = ? AND coll_name = ?`` becomes literals and
-   its two parameters go), Cook's probes, and the unique-key seek below.
+   ``INDEXED BY`` (mongoeco's ``hint``) then fails with "no query solution", and a statement
+   first prepared before any partial index existed keeps, after a re-prepare, the plan of the
+   namespace bound then, and reads no row of any other (it let duplicates past a unique
+   index). So every connection plans bound statements without their values (SQLite's query
+   planner stability guarantee, ``_create_sqlite_connection``): they never use a partial
+   index, and every statement that must use these indexes names its namespace as literals:
+   mongoeco's finds, counts, distincts and the selections of updates and deletes (all built
+   by ``_build_select_sql``: the leading ``db_name = ? AND coll_name = ?`` becomes literals
+   and its two parameters go), Cook's probes, and the unique-key seek below.
 
    Indexes are made partial when mongoeco creates them (rebuilt at once: at creation a
    collection is usually empty), after a collection is renamed (its indexes follow it), and at
@@ -135,6 +139,24 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
         if not self.cook_namespaced:
             return sql, params
         return literal_namespace(sql, params, db_name, coll_name)
+
+    def _create_sqlite_connection(self) -> sqlite3.Connection:
+        """Every connection mongoeco opens (writer, readers, change delivery), planning with
+        SQLite's query planner stability guarantee: a statement with bound parameters is
+        planned without their values, so it never uses a namespace-partial index.
+
+        Without it, a statement whose namespace is bound (``_load_documents``' ``WHERE db_name
+        = ? AND coll_name = ?``, kept in Python's statement cache) that was first prepared while
+        ``documents`` had no partial index, and re-prepared after an index change, is planned
+        on that re-prepare's bound values, may pick that namespace's partial index, and keeps
+        it for every later binding (SQLite 3.40.1 does not re-prepare it when the binding
+        changes): it then reads no row of any other namespace, and a unique key checked by
+        that scan admitted duplicates. Statements that need these indexes name their namespace
+        as literals, which the guarantee does not affect."""
+        conn: sqlite3.Connection = super()._create_sqlite_connection()
+        if self.cook_namespaced:
+            conn.setconfig(sqlite3.SQLITE_DBCONFIG_ENABLE_QPSG, True)
+        return conn
 
     def _connect_sync(self) -> None:
         super()._connect_sync()

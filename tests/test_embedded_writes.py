@@ -332,6 +332,76 @@ def test_writes_across_namespaces_and_a_rebuild_return_what_the_unpatched_engine
         reference.close()
 
 
+def test_a_statement_cached_before_any_partial_index_still_reads_its_own_namespace(
+    tmp_path: Path,
+) -> None:
+    """On a new file, mongoeco's scan of a collection (``WHERE db_name = ? AND coll_name = ?``,
+    kept in the connection's statement cache) is first prepared before any partial index
+    exists. Re-prepared after ``b``'s index changes, while bound to ``b``, it must not keep
+    ``b``'s partial index for ``a``: the scan that decides ``a``'s compound unique key would
+    read no row, and the twin would be admitted."""
+    with opened(NamespacedIndexesEngine(str(tmp_path / "db.sqlite3"))) as client:
+        a, b = client.d.a, client.d.b
+        a.create_index([("g", 1), ("k", 1)], name="gk", unique=True)  # prepares the scan
+        a.insert_one({"_id": "a1", "g": "x", "k": "1"})
+        b.create_index([("g", 1), ("k", 1)], name="gk", unique=True)
+        b.insert_one({"_id": "b1", "g": "x", "k": "1"})
+        with pytest.raises(DuplicateKeyError):
+            b.insert_one({"_id": "b2", "g": "x", "k": "1"})  # the scan, re-prepared on b
+        with pytest.raises(DuplicateKeyError):
+            a.insert_one({"_id": "a2", "g": "x", "k": "1"})
+        assert [d["_id"] for d in a.find({"g": "x"})] == ["a1"]
+        assert [d["_id"] for d in b.find({"g": "x"})] == ["b1"]
+
+
+def twins(reference: Any, candidate: Any, label: str) -> list[str]:
+    """Insert, into both collections, a copy of each of a few stored documents under a new
+    ``_id`` (a duplicate of the compound unique ``a_u``) and under its own ``_id``: both
+    engines must refuse, or admit, alike, and end with the same documents."""
+    found = []
+    stored = sorted(reference.find({}), key=repr)[:4]
+    for n, doc in enumerate(stored):
+        for twin in ({**doc, "_id": f"twin{n}"}, dict(doc)):
+            a, b = (
+                engine_diff.attempt(lambda c=c, t=twin: c.insert_one(dict(t)))
+                for c in (reference, candidate)
+            )
+            if repr(a) != repr(b):
+                found.append(f"{label} insert {twin}: {a!r} against {b!r}")
+    if sorted(map(repr, reference.find({}))) != sorted(map(repr, candidate.find({}))):
+        found.append(f"{label}: final contents differ")
+    return found
+
+
+def test_namespaces_written_in_turn_on_a_new_file_refuse_what_the_unpatched_engine_refuses(
+    tmp_path: Path,
+) -> None:
+    """The random workload on three namespaces of a new file, one after the other (so the
+    connection's cached statements were first prepared before any partial index existed),
+    then a compound unique index on each (its single-field one dropped), then duplicates tried
+    in each namespace in turn with no index change between them: the same answers as the
+    unpatched engine's."""
+    spaces = (("d1", "k1", "mixed"), ("d1", "k2", "clean"), ("d2", "k1", "messy"))
+    reference = DirectClient(engine=SQLiteEngine(str(tmp_path / "reference.sqlite3")))
+    try:
+        with opened(NamespacedIndexesEngine(str(tmp_path / "candidate.sqlite3"))) as candidate:
+            mismatches = []
+            for seed, (db, coll, kind) in enumerate(spaces, 50):
+                report = engine_diff.run(
+                    reference[db][coll], candidate[db][coll], ops=60, seed=seed, kind=kind, docs=20
+                )
+                mismatches += report.mismatches
+            for db, coll, _ in spaces:
+                for c in (reference, candidate):
+                    c[db][coll].create_index([("a", 1), ("u", 1)], name="a_u", unique=True)
+                    c[db][coll].drop_index("u")  # now only a_u refuses a twin
+            for db, coll, _ in spaces:
+                mismatches += twins(reference[db][coll], candidate[db][coll], f"{db}.{coll}")
+            assert not mismatches, "\n".join(mismatches[:5])
+    finally:
+        reference.close()
+
+
 def assert_all_partial_somewhere(path: Path) -> None:
     for _, sql in documents_indexes(path):
         assert " WHERE db_name = " in sql, sql
