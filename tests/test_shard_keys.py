@@ -118,7 +118,7 @@ async def test_each_rewritten_unique_value_names_its_shard_key_value_in_real_doc
     value of the field it names, and that field fixes the shard key (a cook is of one
     collection, a cast of one piece)."""
     collection = await api.create_collection(
-        **with_test_tool(latencyMs=1), rules={"uniqueCombinations": True}
+        **with_test_tool(latencyMs=300), rules={"uniqueCombinations": True}
     )
     cook = await start_cook(api, collection["id"], count=3, maxConcurrent=3)
     db = api.app.state.runtime.services.cooks._cooks.database
