@@ -120,8 +120,11 @@ def operation(data: dict[str, Any], where: str) -> GraphQLRequestData:
     return GraphQLRequestData(query, variables, operation_name, extensions)
 
 
-def ws_message(text: str) -> dict[str, Any]:
-    """One graphql-transport-ws message, shaped as the protocol says, or ``Refused``."""
+def ws_message(
+    text: str, resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One graphql-transport-ws message, shaped as the protocol says, or ``Refused``;
+    ``resolve`` may fill in a ``subscribe`` payload's ``query`` (a trusted document by id)."""
     message = decode_json(text, "the message")
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise Refused(400, "a message must be a JSON object with a string `type`")
@@ -136,5 +139,6 @@ def ws_message(text: str) -> dict[str, Any]:
         payload = message.get("payload")
         if not isinstance(payload, dict):
             raise Refused(400, "subscribe's payload must be an object")
+        message["payload"] = payload = resolve(payload) if resolve else payload
         operation(payload, "subscribe's payload")
     return message

@@ -16,6 +16,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -92,12 +93,39 @@ class CookWebSocketAdapter(ASGIWebSocketAdapter):
             text = received.get("text")
             if text is None:
                 raise NonTextMessageReceived
+            refused_documents: list[Untrusted] = []
             try:
-                yield boundary.ws_message(text)
+                message = boundary.ws_message(text, partial(self._trusted, refused_documents))
             except boundary.Refused as refused:
                 log.info("WebSocket message refused: %s", refused.message)
                 if not ignore_parsing_errors:
                     raise NonJsonMessageReceived from refused
+                continue
+            if refused_documents:  # answered for its id; the operation never runs
+                untrusted = refused_documents[0]
+                log.info("WebSocket operation refused: %s", untrusted.message)
+                error = {"message": untrusted.message, "extensions": {"code": untrusted.code}}
+                await self.send_json({"id": message["id"], "type": "error", "payload": [error]})
+                continue
+            yield message
+
+    def _trusted(self, refused: list[Untrusted], payload: dict[str, Any]) -> dict[str, Any]:
+        """A ``subscribe`` payload with a trusted document's text filled in. One the trusted
+        documents refuse is noted in ``refused`` (and given an empty query, never run). Over
+        the WebSocket the documents are required of everyone when required (the caller's roles
+        are not known while the message is read): admins' ad hoc operations go over HTTP."""
+        view = self.view
+        if not isinstance(view, CookGraphQLRouter):
+            return payload
+        try:
+            resolved = view.trusted.resolve(payload)
+            query = resolved.get("query")
+            if isinstance(query, str):
+                view.trusted.check(query, is_admin=False)
+        except Untrusted as untrusted:
+            refused.append(untrusted)
+            return {**payload, "query": ""}
+        return resolved
 
 
 class CookGraphQLRouter(GraphQLRouter[Context, None]):

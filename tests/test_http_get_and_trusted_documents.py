@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from auth.dev_keys import ensure_dev_keys, mint_token
+from service.app import create_app
+from service.settings import Settings
 from service.trusted_documents import STUDIO_MANIFEST, document_id
 from tests.api import ADMIN, OWNER, Api
 from tests.conftest import MakeApi
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers httpx2 for its TestClient; httpx (which the suite has) still works.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
 
 VIEWER = "query Viewer { viewer { id isAdmin } }"
 ARBITRARY = "query Mine { viewer { id } }"
@@ -121,3 +130,53 @@ async def test_record_mode_writes_each_document_sent_into_a_manifest(
 def test_the_studio_manifest_is_a_map_of_ids_to_documents() -> None:
     manifest = json.loads(STUDIO_MANIFEST.read_text())
     assert all(document_id(text) == ident for ident, text in manifest.items())
+
+
+WATCHED = "subscription Follow($c: ID!) { cookProgress(cookId: $c) { seq } }"
+UNTRUSTED = "subscription Other($c: ID!) { cookProgress(cookId: $c) { seq status } }"
+
+
+def test_over_the_websocket_required_documents_hold_too(settings: Settings, tmp_path: Path) -> None:
+    """A subscription runs only from the manifests when they are required: by id, or by the
+    manifest's text; any other document gets an ``error`` for its id and never runs."""
+    manifest = write_manifest(tmp_path, WATCHED)
+    required = settings.model_copy(
+        update={"trusted_documents": "required", "trusted_documents_manifest": manifest}
+    )
+    missing = "ck_" + "0" * 32  # a subscription that runs answers NOT_FOUND for it
+    with TestClient(create_app(required)) as client:
+        token = mint_token(
+            ensure_dev_keys(required.keys_dir),
+            subject=OWNER,
+            issuer=required.jwt_issuer,
+            audience=required.jwt_audience,
+            roles=[],
+        )
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json(
+                {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+            )
+            assert ws.receive_json()["type"] == "connection_ack"
+            sent = {
+                "1": {"query": UNTRUSTED, "variables": {"c": missing}},
+                "2": {"documentId": document_id(WATCHED), "variables": {"c": missing}},
+                "3": {"query": WATCHED, "variables": {"c": missing}},
+                "4": {"documentId": "sha256:" + "f" * 64, "variables": {"c": missing}},
+            }
+            for ident, payload in sent.items():
+                ws.send_json({"id": ident, "type": "subscribe", "payload": payload})
+                answer = ws.receive_json()
+                assert answer["id"] == ident
+                errors = (
+                    answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+                )
+                codes = [e["extensions"]["code"] for e in errors]
+                expected = {
+                    "1": "PERSISTED_QUERY_REQUIRED",
+                    "2": "NOT_FOUND",
+                    "3": "NOT_FOUND",
+                    "4": "PERSISTED_QUERY_NOT_FOUND",
+                }[ident]
+                assert codes == [expected], answer
+                if answer["type"] == "next":
+                    assert ws.receive_json() == {"id": ident, "type": "complete"}
