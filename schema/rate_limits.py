@@ -4,8 +4,9 @@ The limits apply per signed-in caller (the verified subject; an anonymous or inv
 operation is refused UNAUTHENTICATED and charged to nobody) and per root field, however the
 operation arrives (HTTP or WebSocket): they are charged by a schema extension
 (``schema/guards.py``), once per occurrence of the field in the operation, so aliases cannot
-multiply a budget. They are counted in ``schema/limit_storage.py``'s storage: in memory by
-default (per process), or Redis (``redis://``), which shares them between API processes.
+multiply a budget. They are counted in ``orchestration/base/limit_storage.py``'s storage: in
+memory by default (per process), or Redis (``redis://``), which shares them between API
+processes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from limits import RateLimitItem, parse
 
 from domain.errors import RateLimited
 from orchestration.base import metrics
-from schema.limit_storage import LimitStorage
+from orchestration.base.limit_storage import LimitStorage
 
 # Root field -> its limit per caller (limits' notation, e.g. "20/minute"). A new expensive
 # operation is covered by adding one line; settings may override any entry

@@ -20,12 +20,12 @@ from auth.tokens import identify
 from domain.errors import UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_SECONDS, ErrorCode
 from orchestration.art.compositing import Compositor
 from orchestration.base import observed
+from orchestration.base.limit_storage import LimitStorage
 from orchestration.base.sharding import is_sharded_cluster
 from orchestration.generators.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from orchestration.storage.media_gc import MediaCollector
 from schema.errors import INTERNAL_MESSAGE, is_outage
-from schema.limit_storage import LimitStorage
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema
 from service import observability, provider_routes, studio, trusted_documents

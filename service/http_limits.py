@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from domain.errors import ErrorCode
 from orchestration.base import metrics
-from schema.limit_storage import LimitStorage
+from orchestration.base.limit_storage import LimitStorage
 from schema.rate_limits import caller_key, parse_limit
 from service.settings import Settings
 

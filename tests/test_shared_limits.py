@@ -18,7 +18,7 @@ import pytest
 import websockets
 from graphql import build_schema as parse_sdl
 
-from schema.limit_storage import LimitStorage
+from orchestration.base.limit_storage import LimitStorage
 from schema.rate_limits import LIMITABLE_SUBSCRIPTIONS, OPERATION_LIMITS, parse_limit
 from schema.schema import schema
 from service.settings import Settings

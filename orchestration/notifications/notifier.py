@@ -17,21 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import time
 import uuid
-from typing import Any, cast
+from typing import Any
 
 from limits import parse
-from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
-from limits.storage import storage_from_string
 from pymongo.asynchronous.database import AsyncDatabase
 
 from domain.errors import Conflict
 from domain.principal import Principal
 from orchestration.base import clock, metrics
+from orchestration.base.limit_storage import LimitStorage
 from orchestration.cooking.pieces import PieceStore
 from orchestration.notifications.addresses import IPAddress, Resolver, system_resolver
 from orchestration.notifications.config import NotificationConfig
@@ -60,11 +55,8 @@ class Notifier:
         self._pass: asyncio.Task[None] | None = None
         self._again = False
         self._rate = parse(config.send_rate_limit)
-        self._storage = cast(
-            Storage,
-            storage_from_string(f"async+{config.rate_limit_storage_uri}", wrap_exceptions=True),
-        )
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        # Bounded and failing open like every other limit (orchestration/base/limit_storage.py).
+        self._limits = LimitStorage(config.rate_limit_storage_uri)
 
     async def ensure_indexes(self) -> None:
         await self.endpoints.ensure_indexes()
@@ -197,14 +189,9 @@ class Notifier:
 
     async def _over_rate(self, owner: str) -> float | None:
         """None if the owner may send now, else how long to wait."""
-        try:
-            if await self._limiter.hit(self._rate, "webhook-sends", owner):
-                return None
-            stats = await self._limiter.get_window_stats(self._rate, "webhook-sends", owner)
-        except StorageError:
-            log.warning("rate limit storage unavailable: webhook sends not limited", exc_info=True)
-            return None
-        return max(0.05, math.ceil((stats.reset_time - time.time()) * 100) / 100)
+        if await self._limits.hit(self._rate, "webhook-sends", owner) is not False:
+            return None  # allowed, or not counted (the storage is down: limits are open)
+        return float(await self._limits.retry_after(self._rate, "webhook-sends", owner))
 
     async def stop(self) -> None:
         """Cancel this process's pass (a claimed delivery is due again after its lease)."""
@@ -215,10 +202,7 @@ class Notifier:
         if self._sender is not None:
             await self._sender.close()
             self._sender = None
-        if isinstance(self._storage, MemoryStorage) and self._storage.timer is not None:
-            self._storage.timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._storage.timer
+        await self._limits.close()
 
     async def idle(self) -> None:
         """Wait until this process's current pass is over (for tests)."""
