@@ -124,7 +124,8 @@ async def test_a_collection_without_layers_and_a_malformed_id_are_refused(api: A
 async def test_more_layer_pixels_than_the_bound_are_refused_before_decoding(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestration.catalog import layer_assets, layer_preview
+    from orchestration.art import layer_preview
+    from orchestration.catalog import layer_assets
 
     def never(*_: Any) -> Any:
         raise AssertionError("nothing is decoded")
