@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,30 @@ class Studio:
         return text.strip()
 
 
+@contextmanager
+def studio_session(
+    p: Any, chromium: str, base: str, token: str, **options: Any
+) -> Iterator[tuple[Studio, list[str]]]:
+    """A page of Debian's chromium on Cook's studio, closed after; every request to anywhere
+    but Cook is refused and listed (the CSP forbids them too)."""
+    browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+    context = browser.new_context(viewport={"width": 1100, "height": 800}, **options)
+    outside: list[str] = []
+
+    def refuse(route: Any) -> None:
+        outside.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith(f"{base}/"), refuse)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield Studio(page, base, token), outside
+    finally:
+        context.close()
+        browser.close()
+
+
 @pytest.mark.slow
 def test_an_artist_signs_in_creates_previews_cooks_reviews_and_exports_in_the_studio(
     chromium: str, served: tuple[str, str], tmp_path: Path
@@ -161,27 +186,11 @@ def test_an_artist_signs_in_creates_previews_cooks_reviews_and_exports_in_the_st
     for old in SCREENSHOTS.glob("*.png"):
         old.unlink()
     base, token = served
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        context = browser.new_context(
-            viewport={"width": 1100, "height": 800}, accept_downloads=True
-        )
-        outside: list[str] = []
-
-        def refuse(route: Any) -> None:
-            outside.append(route.request.url)
-            route.abort()
-
-        # Nothing may be fetched from anywhere but Cook (the CSP forbids it too).
-        context.route(lambda url: not url.startswith(f"{base}/"), refuse)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        studio = Studio(page, base, token)
-        try:
-            walk(studio, expect, tmp_path)
-        finally:
-            context.close()
-            browser.close()
+    with (
+        sync_playwright() as p,
+        studio_session(p, chromium, base, token, accept_downloads=True) as (studio, outside),
+    ):
+        walk(studio, expect, tmp_path)
     assert outside == [], "the studio and GraphiQL need no network beyond Cook"
     assert studio.console == [], studio.console
 

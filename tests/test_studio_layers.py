@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.test_example_layers import script
-from tests.test_studio import CHROMIUM_FLAGS, SCREENSHOTS, Studio, chromium, served
+from tests.test_studio import SCREENSHOTS, Studio, chromium, served, studio_session
 
 __all__ = ["chromium", "served"]  # the fixtures, shared with the main walk
 
@@ -41,28 +41,15 @@ def test_an_artist_imports_layers_previews_edits_cooks_and_exports_in_the_studio
     expect.set_options(timeout=15_000)
 
     base, token = served
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        context = browser.new_context(
-            viewport={"width": 1100, "height": 800}, accept_downloads=True
-        )
-        outside: list[str] = []
-
-        def refuse(route: Any) -> None:
-            outside.append(route.request.url)
-            route.abort()
-
-        context.route(lambda url: not url.startswith(f"{base}/"), refuse)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        studio = Studio(page, base, token)
+    with (
+        sync_playwright() as p,
+        studio_session(p, chromium, base, token, accept_downloads=True) as (studio, outside),
+    ):
         studio.step = 20  # after the main walk's screenshots
         try:
             walk(studio, expect, tmp_path)
         finally:
             print("console:", studio.console)  # shown when the walk fails
-            context.close()
-            browser.close()
     assert outside == []
     assert studio.console == [], studio.console
 
