@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench                 # full sizes (about 50 minutes on 2 cores)
     .venv/bin/python -m bench --quick --out /tmp/RESULTS.md    # small sizes (CI runs this)
+    .venv/bin/python -m bench --only 8,12 --out /tmp/part.md   # some sections, full sizes
 
 Each figure is a ratio to a baseline measured in the same run, with the median and range of
 its repetitions: times on a shared machine are noise, ratios much less so.
@@ -31,6 +32,7 @@ from bench import (
     progress_latency,
     real_images,
     replicas,
+    user_path,
     webhooks,
 )
 
@@ -103,62 +105,97 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument(
+        "--only",
+        type=lambda text: {int(n) for n in text.split(",")},
+        default=None,
+        help="comma-separated section numbers (default: every section)",
+    )
     args = parser.parse_args(argv)
+
+    def wanted(number: int) -> bool:
+        return args.only is None or number in args.only
+
     sizes = QUICK if args.quick else FULL
     began = time.monotonic()
-    lines = ["# Benchmark results", "", *machine(), ""]
+    head = ["# Benchmark results", ""]
+    top: list[str] = []  # the headline lines: the file opens with them
+    lines = ["", *machine(), ""]
     if args.quick:
         lines += [
             "Quick mode: small sizes, to keep the benchmarks running; not for conclusions.",
             "",
         ]
+    if args.only is not None:
+        lines += [f"Sections run: {', '.join(map(str, sorted(args.only)))} of 12.", ""]
+
+    def write() -> None:
+        args.out.write_text("\n".join([*head, *top, *lines]) + "\n")
 
     def section(title: str, body: list[str]) -> None:
         lines.extend([f"## {title}", "", *body, ""])
-        args.out.write_text("\n".join(lines) + "\n")  # a run cut short keeps what it measured
+        write()  # a run cut short keeps what it measured
         print(f"{title}: done at {time.monotonic() - began:.0f} s", file=sys.stderr)
 
-    cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
-    top = ["", *orchestrator_overhead.headline(cooks)]
-    lines[1:1] = top  # the file opens with them
-    section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
-    api = api_overhead.measure(
-        sizes.api_rounds, sizes.api_seconds, sizes.api_pieces, sizes.api_stored
-    )
-    section("2. API overhead", api_overhead.report(api, sizes.api_rounds, sizes.api_seconds))
-    events = progress_latency.measure_all(sizes.subscribers, sizes.event_pieces, 150, POLL_SECONDS)
-    section("3. Event delivery", progress_latency.report(events, POLL_SECONDS))
-    grown = asyncio.run(growth.measure(sizes.growth))
-    section("4. Growth", growth.report(grown))
-    samples = memory.measure(sizes.memory_pieces, sizes.memory_seconds)
-    section("5. Memory", memory.report(samples, sizes.memory_pieces))
-    composite = asyncio.run(layers.measure_composite(sizes.composite_pieces))
-    rate = asyncio.run(layers.measure_cook(sizes.layers_cook_pieces))
-    section("6. Layers", layers.report(composite, rate))
-    throughput = media_store.measure_throughput(
-        sizes.media_files, sizes.media_bytes, sizes.media_rounds
-    )
-    exporting = media_store.measure_export(sizes.export_images, sizes.export_image_bytes)
-    section("7. Media store", media_store.report(throughput, exporting))
-    real = real_images.measure(
-        sizes.real_pieces,
-        sizes.real_gridfs_pieces,
-        sizes.real_gridfs_files,
-        sizes.real_traits,
-        sizes.real_badges,
-    )
-    lines[1 + len(top) : 1 + len(top)] = real_images.headline(real)  # with the others on top
-    section("8. Real images", real_images.report(real))
-    replica_load = replicas.QUICK if args.quick else replicas.FULL
-    section("9. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
-    hooks = webhooks.QUICK if args.quick else webhooks.FULL
-    section("10. Outbound webhooks", webhooks.report(asyncio.run(webhooks.measure(*hooks))))
-    observed = observability.measure(*((40, 3, 15) if args.quick else (100, 9, 100)))
-    section("11. Observability", observability.report(observed))
+    lost = 0
+    if wanted(1):
+        cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
+        top.extend(orchestrator_overhead.headline(cooks))
+        section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
+    if wanted(2):
+        api = api_overhead.measure(
+            sizes.api_rounds, sizes.api_seconds, sizes.api_pieces, sizes.api_stored
+        )
+        section("2. API overhead", api_overhead.report(api, sizes.api_rounds, sizes.api_seconds))
+    if wanted(3):
+        events = progress_latency.measure_all(
+            sizes.subscribers, sizes.event_pieces, 150, POLL_SECONDS
+        )
+        lost += sum(r.lost for r in events)
+        section("3. Event delivery", progress_latency.report(events, POLL_SECONDS))
+    if wanted(4):
+        grown = asyncio.run(growth.measure(sizes.growth))
+        section("4. Growth", growth.report(grown))
+    if wanted(5):
+        samples = memory.measure(sizes.memory_pieces, sizes.memory_seconds)
+        section("5. Memory", memory.report(samples, sizes.memory_pieces))
+    if wanted(6):
+        composite = asyncio.run(layers.measure_composite(sizes.composite_pieces))
+        rate = asyncio.run(layers.measure_cook(sizes.layers_cook_pieces))
+        section("6. Layers", layers.report(composite, rate))
+    if wanted(7):
+        throughput = media_store.measure_throughput(
+            sizes.media_files, sizes.media_bytes, sizes.media_rounds
+        )
+        exporting = media_store.measure_export(sizes.export_images, sizes.export_image_bytes)
+        section("7. Media store", media_store.report(throughput, exporting))
+    if wanted(8):
+        real = real_images.measure(
+            sizes.real_pieces,
+            sizes.real_gridfs_pieces,
+            sizes.real_gridfs_files,
+            sizes.real_traits,
+            sizes.real_badges,
+        )
+        top.extend(real_images.headline(real))
+        section("8. Real images", real_images.report(real))
+    if wanted(9):
+        replica_load = replicas.QUICK if args.quick else replicas.FULL
+        section("9. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
+    if wanted(10):
+        hooks = webhooks.QUICK if args.quick else webhooks.FULL
+        section("10. Outbound webhooks", webhooks.report(asyncio.run(webhooks.measure(*hooks))))
+    if wanted(11):
+        observed = observability.measure(*((40, 3, 15) if args.quick else (100, 9, 100)))
+        section("11. Observability", observability.report(observed))
+    if wanted(12):
+        users = user_path.measure(user_path.QUICK if args.quick else user_path.FULL)
+        lost += users.lost
+        top.extend(user_path.headline(users))
+        section("12. As users meet it", user_path.report(users))
     lines.append(f"Total time: {time.monotonic() - began:.0f} s.")
-    args.out.write_text("\n".join(lines) + "\n")
+    write()
     print(f"wrote {args.out}", file=sys.stderr)
-    lost = sum(r.lost for r in events)
     return 0 if lost == 0 else 1
 
 
