@@ -42,6 +42,16 @@ version. None of them changes a result; each one only lets SQLite find the same 
    "'NoneType' object is not subscriptable"). Both steps now take the lock (re-entrant, so the
    find paths that already hold it are unchanged).
 
+5. **Projections in place.** For a find served by SQL, mongoeco decodes each row and then
+   projects it, deep-copying the whole document before deleting an excluded field (Cook's reads
+   of pieces leave out their bookkeeping). The document was decoded from its row a moment
+   before, and nothing else holds it, so exclusions of plain fields and ``_id``-only
+   projections are applied to it directly (same deletions, same key order); inclusions,
+   operators (``$slice``, ``$elemMatch``, ...) and paths under ``_id`` go to mongoeco's code
+   as before. The projection is parsed (and refused) by mongoeco's own parser. Also, the codec's
+   ``inspect.signature`` is asked once per codec instead of once per decoded document.
+   ``tests/test_embedded_projection.py`` compares random projections with the unpatched engine.
+
 Where Cook's probe indexes live (one per path across all namespaces here) and how their
 queries name the namespace are three small hooks (``_cook_probe_name``, ``_cook_index_where``,
 ``_cook_namespace``) that ``service/embedded_writes.py`` overrides to make them per namespace.
