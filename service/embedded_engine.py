@@ -90,6 +90,7 @@ from mongoeco.engines._sqlite_fast_paths import (
     build_select_sql,
     build_select_statement_with_custom_order,
 )
+from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import (
     _translate_equals_scalar_only,
@@ -200,6 +201,7 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
     cook_index_order = True
     cook_indexed_probes = True
     cook_projection_in_place = True
+    cook_size_hints = True
 
     # --- 5. projections applied to documents of their own, without a copy --------------
 
@@ -242,7 +244,19 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
                 document.pop("_id", None)
             return document
 
-        return (project(self._deserialize_document(payload)) for (payload,) in rows)
+        if not self.cook_size_hints or self._codec is not DocumentCodec:
+            return (project(self._deserialize_document(payload)) for (payload,) in rows)
+        # The reader sizes its batches by an estimate of each document's memory; mongoeco
+        # walks every projected document for it (as long as the projection itself), but
+        # estimates an unprojected one from its row's text. A projected document is estimated
+        # as its whole row is: an upper bound; only where batches end can change.
+        return (
+            reader.attach_size_hint(
+                project(self._deserialize_document(payload)),
+                _serialized_document_size_estimate(payload),
+            )
+            for (payload,) in rows
+        )
 
     def _decode_codec_payload(self, payload: object, *, preserve_bson_wrappers: bool) -> Any:
         """mongoeco's decode, without asking ``inspect.signature`` of the codec on every
