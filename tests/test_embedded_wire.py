@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import mongoeco
 import pytest
 from bson import BSON, Code, DBRef, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from bson.binary import Binary
@@ -212,3 +213,12 @@ def test_documents_of_every_type_come_back_as_the_same_bytes(tmp_path: Path) -> 
                 client.close()
     assert len(raw[0]) == len(stored) + 8
     assert raw[0] == raw[1]
+
+
+def test_another_mongoeco_version_gets_mongoecos_own_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = SQLiteEngine(str(tmp_path / "plain.sqlite3"))
+    assert type(make_wire_server(engine, "127.0.0.1", 0)) is CookWireServer
+    monkeypatch.setattr(mongoeco, "__version__", "4.12.0")
+    assert type(make_wire_server(engine, "127.0.0.1", 0)) is AsyncMongoEcoProxyServer
