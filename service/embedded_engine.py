@@ -48,8 +48,11 @@ version. None of them changes a result; each one only lets SQLite find the same 
    before, and nothing else holds it, so exclusions of plain fields and ``_id``-only
    projections are applied to it directly (same deletions, same key order); inclusions,
    operators (``$slice``, ``$elemMatch``, ...) and paths under ``_id`` go to mongoeco's code
-   as before. The projection is parsed (and refused) by mongoeco's own parser. Also, the codec's
-   ``inspect.signature`` is asked once per codec instead of once per decoded document.
+   as before. The projection is parsed (and refused) by mongoeco's own parser. The reader,
+   which cuts its internal batches by an estimate of each document's memory, walked every
+   projected document for it; such a document is now estimated as mongoeco estimates an
+   unprojected one, from its row's text (an upper bound: only where batches end changes).
+   Also, the codec's ``inspect.signature`` is asked once per codec, not once per document.
    ``tests/test_embedded_projection.py`` compares random projections with the unpatched engine.
 
 Where Cook's probe indexes live (one per path across all namespaces here) and how their
