@@ -48,11 +48,8 @@ version. None of them changes a result; each one only lets SQLite find the same 
    before, and nothing else holds it, so exclusions of plain fields and ``_id``-only
    projections are applied to it directly (same deletions, same key order); inclusions,
    operators (``$slice``, ``$elemMatch``, ...) and paths under ``_id`` go to mongoeco's code
-   as before. The projection is parsed (and refused) by mongoeco's own parser. The reader,
-   which cuts its internal batches by an estimate of each document's memory, walked every
-   projected document for it; such a document is now estimated as mongoeco estimates an
-   unprojected one, from its row's text (an upper bound: only where batches end changes).
-   Also, the codec's ``inspect.signature`` is asked once per codec, not once per document.
+   as before. The projection is parsed (and refused) by mongoeco's own parser. Also, the
+   codec's ``inspect.signature`` is asked once per codec, not once per decoded document.
    ``tests/test_embedded_projection.py`` compares random projections with the unpatched engine.
 
 Where Cook's probe indexes live (one per path across all namespaces here) and how their
@@ -93,7 +90,6 @@ from mongoeco.engines._sqlite_fast_paths import (
     build_select_sql,
     build_select_statement_with_custom_order,
 )
-from mongoeco.engines._sqlite_reader import _serialized_document_size_estimate
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import (
     _translate_equals_scalar_only,
@@ -204,7 +200,6 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
     cook_index_order = True
     cook_indexed_probes = True
     cook_projection_in_place = True
-    cook_size_hints = True
 
     # --- 5. projections applied to documents of their own, without a copy --------------
 
@@ -247,19 +242,7 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
                 document.pop("_id", None)
             return document
 
-        if not self.cook_size_hints or self._codec is not DocumentCodec:
-            return (project(self._deserialize_document(payload)) for (payload,) in rows)
-        # The reader sizes its batches by an estimate of each document's memory; mongoeco
-        # walks every projected document for it (as long as the projection itself), but
-        # estimates an unprojected one from its row's text. A projected document is estimated
-        # as its whole row is: an upper bound; only where batches end can change.
-        return (
-            reader.attach_size_hint(
-                project(self._deserialize_document(payload)),
-                _serialized_document_size_estimate(payload),
-            )
-            for (payload,) in rows
-        )
+        return (project(self._deserialize_document(payload)) for (payload,) in rows)
 
     def _decode_codec_payload(self, payload: object, *, preserve_bson_wrappers: bool) -> Any:
         """mongoeco's decode, without asking ``inspect.signature`` of the codec on every
