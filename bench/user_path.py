@@ -4,6 +4,7 @@ and WebSocket, each beside a floor measured in the same run.
 
     .venv/bin/python -m bench.user_path            # the sizes of the issue (about 10 minutes)
     .venv/bin/python -m bench.user_path --quick    # small sizes (about a minute)
+    .venv/bin/python -m bench.user_path --gallery  # only the gallery page (add --quick: 3 s)
 
 - The cook: N pieces with the instant ``prompt`` tool and a generated range with
   ``uniqueAcrossCook``, ``maxConcurrent`` 8; pieces/s from its first event to its last
@@ -378,10 +379,53 @@ def report(r: Results) -> list[str]:
     ]
 
 
+async def gallery_cpu(
+    base: str, token: str, collection_id: str, seconds: float, pids: tuple[int, int]
+) -> tuple[float, list[float], tuple[float, float]]:
+    """req/s and latencies of the page at ``CLIENTS`` clients, and the CPU seconds each of
+    ``pids`` spent per page during that load (not the warm-up)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=CLIENTS)
+    body = {"query": GALLERY, "variables": {"collectionId": collection_id, "first": 50}}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
+
+        async def page() -> None:
+            response = await c.post("/graphql", json=body)
+            assert len(response.json()["data"]["pieces"]["edges"]) == 50, response.text
+
+        await load(CLIENTS, 1.0, page)  # warm up
+        before = [cpu_seconds(p) for p in pids]
+        rps, latencies = await load(CLIENTS, seconds, page)
+        after = [cpu_seconds(p) for p in pids]
+    pages = len(latencies)
+    api, db = ((a - b) / pages for a, b in zip(after, before, strict=True))
+    return rps, latencies, (api, db)
+
+
+def measure_gallery(sizes: Sizes) -> list[str]:
+    """The gallery page alone (``--gallery``), on a cook of 60 pieces."""
+    with tempfile.TemporaryDirectory(prefix="cook-userpath-") as tmp, serve(Path(tmp)) as running:
+        base, token, api_pid, db_pid, _ = running
+        col = collection(base, token, 60)
+        assert run_cook(base, token, col, 60, 8)["status"] == "COMPLETED"
+        rps, latencies, (api, db) = asyncio.run(
+            gallery_cpu(base, token, col, sizes.gallery_seconds, (api_pid, db_pid))
+        )
+    return [
+        f"gallery page req/s at {CLIENTS} clients: {rps:.1f} (p50 {quantile(latencies, 0.5):.0f} "
+        f"ms, p99 {quantile(latencies, 0.99):.0f} ms)",
+        f"CPU per page: API {api * 1000:.1f} ms, embedded server {db * 1000:.1f} ms",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--gallery", action="store_true", help="only the gallery page")
     args = parser.parse_args(argv)
+    if args.gallery:
+        print("\n".join(measure_gallery(QUICK if args.quick else FULL)), flush=True)
+        return 0
     results = measure(QUICK if args.quick else FULL)
     print("\n".join(report(results)), flush=True)
     return 0 if results.lost == 0 else 1

@@ -93,6 +93,18 @@ class PieceAttempt:
     ended_at: datetime
 
 
+def _output_size(root: strawberry.Parent[PieceOutput]) -> int:
+    if root.known_size is not None:
+        return root.known_size
+    return len((root.text or "").encode())
+
+
+def _output_sha256(root: strawberry.Parent[PieceOutput]) -> str:
+    if root.known_sha256 is not None:
+        return root.known_sha256
+    return hashlib.sha256((root.text or "").encode()).hexdigest()
+
+
 @strawberry.type(description="What a piece's generator produced: its text, or a stored image.")
 class PieceOutput:
     content_type: str
@@ -101,8 +113,15 @@ class PieceOutput:
         description="Where to fetch an image (with the same Bearer token; owner and admins "
         "only); null for text. It names the image's SHA-256, so it is cached as immutable."
     )
-    size: int = strawberry.field(description="In bytes.")
-    sha256: str = strawberry.field(description="Of the bytes (UTF-8 for text).")
+    # Known for stored media; for text computed only when asked (hashing every text output of
+    # a gallery page cost a few per cent of the API's CPU even when no client selected them).
+    known_size: strawberry.Private[int | None] = None
+    known_sha256: strawberry.Private[str | None] = None
+
+    size: int = strawberry.field(resolver=_output_size, description="In bytes.")
+    sha256: str = strawberry.field(
+        resolver=_output_sha256, description="Of the bytes (UTF-8 for text)."
+    )
 
     @classmethod
     def of(cls, piece: piece_domain.Piece) -> list[PieceOutput]:
@@ -111,22 +130,13 @@ class PieceOutput:
                 content_type=m.content_type,
                 text=None,
                 url=f"/media/{piece.id}/{n}?v={m.sha256}",
-                size=m.size,
-                sha256=m.sha256,
+                known_size=m.size,
+                known_sha256=m.sha256,
             )
             for n, m in enumerate(piece.media)
         ]
         if piece.output_text:
-            data = piece.output_text.encode()
-            outputs.append(
-                cls(
-                    content_type="text/plain",
-                    text=piece.output_text,
-                    url=None,
-                    size=len(data),
-                    sha256=hashlib.sha256(data).hexdigest(),
-                )
-            )
+            outputs.append(cls(content_type="text/plain", text=piece.output_text, url=None))
         return outputs
 
 

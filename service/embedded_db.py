@@ -4,14 +4,16 @@ The API never runs the engine in its own event loop (the engine's work blocks th
 spawns ``python -m service db`` and talks to it over a real connection, as to MongoDB.
 
 Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngine``, on
-``FlatInsertSQLiteEngine``) and ``service/embedded_writes.py`` (``NamespacedIndexesEngine``, the
-engine used), pinned to the exact mongoeco version (4.11.0): inserts and reads that scanned the
-whole collection now use indexes, each write pays only for its own collection's indexes, and
-the change-event dispatch, which no wire client can consume, is off. On another version the
-plain engine runs, after the indexes are made whole-table again. ``tests/test_embedded_db.py``
-proves duplicates are still refused, insert latency stays flat as a collection grows, and
-reads never fail beside writes; ``tests/test_embedded_engine.py`` that reads return what the
-unpatched engine returns.
+``FlatInsertSQLiteEngine``), ``service/embedded_writes.py`` (``NamespacedIndexesEngine``, the
+engine used) and ``service/embedded_wire.py`` (``CookWireServer``, the wire server used),
+pinned to the exact mongoeco version (4.11.0): inserts and reads that scanned the whole
+collection now use indexes, each write pays only for its own collection's indexes, the
+change-event dispatch, which no wire client can consume, is off, and replies are encoded in
+one C pass. On another version the plain engine and server run, after the indexes are made
+whole-table again. ``tests/test_embedded_db.py`` proves duplicates are still refused, insert
+latency stays flat as a collection grows, and reads never fail beside writes;
+``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns,
+``tests/test_embedded_wire.py`` that replies are the bytes mongoeco's server writes.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ def make_engine(data_dir: Path) -> Any:
     if Path(path).exists():
         whole_table_indexes(path)  # the plain engine cannot use namespace-partial indexes
     return SQLiteEngine(path)
+
+
+def make_wire_server(engine: Any, host: str, port: int) -> Any:
+    """mongoeco's wire server; on the pinned version, the one whose replies are encoded in one
+    C pass (``service/embedded_wire.py``)."""
+    if insert_fix_applies():
+        from service.embedded_wire import CookWireServer  # imports private modules
+
+        return CookWireServer(engine=engine, host=host, port=port)
+    return AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
 
 
 class DataDirInUse(RuntimeError):
@@ -126,7 +138,7 @@ async def serve(
         watch = asyncio.create_task(poll_parent(os.getppid(), stop))
     try:
         engine = make_engine(data_dir)
-        async with AsyncMongoEcoProxyServer(engine=engine, host=host, port=port) as srv:
+        async with make_wire_server(engine, host, port) as srv:
             address = srv.address
             uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
             if address_file is not None:

@@ -42,6 +42,16 @@ version. None of them changes a result; each one only lets SQLite find the same 
    "'NoneType' object is not subscriptable"). Both steps now take the lock (re-entrant, so the
    find paths that already hold it are unchanged).
 
+5. **Projections in place.** For a find served by SQL, mongoeco decodes each row and then
+   projects it, deep-copying the whole document before deleting an excluded field (Cook's reads
+   of pieces leave out their bookkeeping). The document was decoded from its row a moment
+   before, and nothing else holds it, so exclusions of plain fields and ``_id``-only
+   projections are applied to it directly (same deletions, same key order); inclusions,
+   operators (``$slice``, ``$elemMatch``, ...) and paths under ``_id`` go to mongoeco's code
+   as before. The projection is parsed (and refused) by mongoeco's own parser. Also, the
+   codec's ``inspect.signature`` is asked once per codec, not once per decoded document.
+   ``tests/test_embedded_projection.py`` compares random projections with the unpatched engine.
+
 Where Cook's probe indexes live (one per path across all namespaces here) and how their
 queries name the namespace are three small hooks (``_cook_probe_name``, ``_cook_index_where``,
 ``_cook_namespace``) that ``service/embedded_writes.py`` overrides to make them per namespace.
@@ -56,6 +66,7 @@ checks by ``explain`` that Cook's query shapes are served by their indexes and s
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -63,6 +74,7 @@ from typing import Any
 from mongoeco.compat import MONGODB_DIALECT_70
 from mongoeco.core.codec import DocumentCodec
 from mongoeco.core.identity import id_contains_numeric_value
+from mongoeco.core.projections import _delete_projection_value, _ProjectionExecutor
 from mongoeco.core.query_plan import (
     AndCondition,
     EqualsCondition,
@@ -106,6 +118,7 @@ INDEX_ORDERED_TYPES: tuple[Types, ...] = (
 COMPARISON_TYPES = {"number": {"integer", "real"}, "string": {"text"}, "bool": {"true", "false"}}
 MAX_WANTED_FIELDS = 64
 NOT_PLAIN = object()
+_DECODE_ACCEPTS_WRAPPERS: dict[Any, bool] = {}  # per codec decode function (part 5)
 
 
 class FlatInsertSQLiteEngine(SQLiteEngine):
@@ -186,6 +199,65 @@ class IndexedReadsEngine(FlatInsertSQLiteEngine):
     cook_implied_terms = True
     cook_index_order = True
     cook_indexed_probes = True
+    cook_projection_in_place = True
+
+    # --- 5. projections applied to documents of their own, without a copy --------------
+
+    def _project_sql_scan_rows(self, rows: Any, semantics: Any, reader: Any) -> Any:
+        """mongoeco's projection of a find's rows, in place on each freshly decoded document.
+
+        mongoeco deep-copies each document before deleting an excluded field from it; the
+        document was just decoded from its row (its own tree, referenced nowhere else), so
+        the copy only costs. Exclusions of plain fields and ``_id``-only projections are
+        applied to the document itself; anything else (inclusions, operators, paths under
+        ``_id``) goes to mongoeco's projection as before.
+        """
+        if not self.cook_projection_in_place or semantics.projection is None:
+            return super()._project_sql_scan_rows(rows, semantics, reader)
+        executor: Any = _ProjectionExecutor  # untyped
+        # Parsed (and refused when invalid) exactly as mongoeco does.
+        parsed = executor(
+            semantics.projection, selector_filter=semantics.filter_spec, dialect=semantics.dialect
+        )._parsed
+        if (
+            parsed is None
+            or parsed.is_inclusion
+            or parsed.operator_fields
+            or any(p == "_id" or p.startswith("_id.") for p in parsed.regular_fields)
+        ):
+            return super()._project_sql_scan_rows(rows, semantics, reader)
+        excluded = [path for path, keep in parsed.regular_fields.items() if not keep]
+        only_id = not parsed.regular_fields
+        everything = only_id and not parsed.projection
+        include_id = parsed.include_id
+
+        def project(document: dict[str, Any]) -> dict[str, Any]:
+            if everything:
+                return document
+            if only_id and include_id:
+                return {"_id": document["_id"]} if "_id" in document else {}
+            for path in excluded:
+                _delete_projection_value(document, path)
+            if not include_id:
+                document.pop("_id", None)
+            return document
+
+        return (project(self._deserialize_document(payload)) for (payload,) in rows)
+
+    def _decode_codec_payload(self, payload: object, *, preserve_bson_wrappers: bool) -> Any:
+        """mongoeco's decode, without asking ``inspect.signature`` of the codec on every
+        document whether it takes ``preserve_bson_wrappers`` (asked once per codec)."""
+        decode = self._codec.decode
+        accepts = _DECODE_ACCEPTS_WRAPPERS.get(decode)
+        if accepts is None:
+            try:
+                accepts = "preserve_bson_wrappers" in inspect.signature(decode).parameters
+            except (TypeError, ValueError):
+                accepts = False
+            _DECODE_ACCEPTS_WRAPPERS[decode] = accepts
+        if not accepts:
+            return decode(payload)
+        return decode(payload, preserve_bson_wrappers=preserve_bson_wrappers)
 
     # --- 4. explain's unlocked steps, locked ----------------------------------------------
 

@@ -343,3 +343,13 @@ async def insert_completed(api: Api, collection_id: str, count: int) -> dict[str
     db = api.app.state.runtime.client[api.settings.db_name]
     doc: dict[str, Any] = await db.pieces.find_one({"collectionId": collection_id})
     return doc
+
+
+async def test_a_text_output_answers_its_size_and_sha256_when_asked(api: Api) -> None:
+    _, _, pieces = await cooked(api, 1)
+    query = "query($id: ID!) { piece(id: $id) { output outputs { contentType size sha256 } } }"
+    piece = (await api.data(query, {"id": pieces[0]["id"]}))["piece"]
+    data = piece["output"].encode()
+    assert piece["outputs"] == [
+        {"contentType": "text/plain", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    ]
