@@ -213,6 +213,11 @@ class CookStore:
         doc = await self._cooks.find_one({"_id": cook_id})
         return None if doc is None else _from_doc(doc)
 
+    async def status(self, cook_id: str) -> CookStatus | None:
+        """Internal read of the cook's status alone (the scheduler's every pass)."""
+        doc = await self._cooks.find_one({"_id": cook_id}, {"status": 1})
+        return None if doc is None else CookStatus(doc["status"])
+
     async def head(self, principal: Principal, cook_id: str) -> CookHead:
         """The cook's head alone (no configuration to read); NotFound as ``get``."""
         doc = await self._cooks.find_one(owned(principal, {"_id": cook_id}), HEAD_FIELDS)
