@@ -263,6 +263,11 @@ class CookStore:
         query: Document = {"_id": cook_id, "status": {"$in": [s.value for s in allowed_from]}}
         if principal is not None:
             query = owned(principal, query)
+        if to not in ACTIVE:
+            # Completions relay their events without waiting (``Completion.complete``): the
+            # pieces' events go to the log first, so an ended cook's ``lastSeq`` is final as
+            # soon as it shows the end.
+            await self._events.relay(cook_id)
         at = clock.now()
         fields: Document = {"status": to.value, "updatedAt": at}
         if reason is not None:

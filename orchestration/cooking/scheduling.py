@@ -70,6 +70,7 @@ class Scheduler:
         self._background = background
         self._filling: dict[str, bool] = {}  # cook id -> another pass wanted (a hint only)
         self._known: dict[str, Cook] = {}  # cook id -> the cook as first read (immutable parts)
+        self._relaying: dict[str, bool] = {}  # cook id -> another relay wanted (a hint only)
 
     def kick(self, cook_id: str) -> None:
         """Fill the cook's free slots (or finish it) soon, in this process."""
@@ -88,6 +89,27 @@ class Scheduler:
                 self._filling[cook_id] = False
         finally:
             self._filling.pop(cook_id, None)
+
+    def relay_soon(self, cook_id: str) -> None:
+        """Relay the cook's recorded events soon, in this process, without waiting: one task
+        per cook, going round again for requests made while it relays (each request's events
+        are taken by a relay that starts after it). Completions use it, so that an attempt
+        ends with its settle instead of staying alive for the relay."""
+        if cook_id in self._relaying:
+            self._relaying[cook_id] = True
+            return
+        self._relaying[cook_id] = False
+        self._background.spawn(self._relay_repeatedly(cook_id))
+
+    async def _relay_repeatedly(self, cook_id: str) -> None:
+        try:
+            while True:
+                await self.events.relay(cook_id)
+                if not self._relaying.get(cook_id):
+                    return
+                self._relaying[cook_id] = False
+        finally:
+            self._relaying.pop(cook_id, None)
 
     async def fill(self, cook_id: str) -> None:
         """Start pieces (due retries first) while the cook runs and has free slots; finish
@@ -165,7 +187,7 @@ class Scheduler:
         for piece in started:
             self._background.spawn(self._start_attempt(cook, piece))
         if started:
-            self._background.spawn(self.events.relay(cook.id))
+            self.relay_soon(cook.id)
         return raced
 
     async def finish_cancelling(self, cook: Cook) -> None:
