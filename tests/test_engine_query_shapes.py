@@ -37,6 +37,7 @@ from orchestration.cooking.pieces import (
     PieceStore,
     Review,
     listing,
+    supply_filter,
 )
 from orchestration.cooking.runs import RunStore
 from service.embedded_engine import FlatInsertSQLiteEngine
@@ -48,6 +49,7 @@ SMALL, LARGE = (1_000, 20_000) if SOAK else (300, 3_000)
 FLAT = 1.5  # VM steps at LARGE / at SMALL, for every shape
 OWNER = "acct_owner"
 COOK, COLLECTION = "ck_target", "cl_target"
+LIVE = f"{COLLECTION}:{COOK}:"  # the prefix of the target cook's seats
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -86,7 +88,7 @@ def piece(n: int, cook: str, collection: str, status: str) -> dict[str, Any]:
         "updatedAt": NOW,
     }
     if status in ("running", "completed"):
-        doc["seat"] = f"{cook}:{n}"
+        doc["seat"] = f"{collection}:{cook}:{n}"
     if status == "running":
         doc["slot"] = f"{cook}:{n}"
         doc["leaseExpiresAt"] = NOW + dt.timedelta(seconds=n % 50 - 25)
@@ -202,14 +204,9 @@ def shapes() -> list[Shape]:
         ),
         Shape(
             "live count",
-            lambda db: db.pieces.count_documents({"cookId": COOK, "seat": {"$exists": True}}),
+            lambda db: db.pieces.count_documents({"seat": {"$gte": LIVE, "$lt": LIVE[:-1] + ";"}}),
         ),
-        Shape(
-            "supply used",
-            lambda db: db.pieces.count_documents(
-                {"collectionId": COLLECTION, "seat": {"$exists": True}}
-            ),
-        ),
+        Shape("supply used", lambda db: db.pieces.count_documents(supply_filter(COLLECTION))),
         Shape(
             "count by status",
             lambda db: db.pieces.count_documents(

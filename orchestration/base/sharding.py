@@ -67,7 +67,7 @@ class Rewrite:
 REWRITES: tuple[Rewrite, ...] = (
     Rewrite("pieces", "unique_index_per_collection", "indexKey", "collectionId"),
     Rewrite("pieces", "unique_combination", "combo", "collectionId"),
-    Rewrite("pieces", "live_seat", "seat", "cookId"),
+    Rewrite("pieces", "live_seat", "seat", "collectionId"),
     Rewrite("pieces", "in_flight_slot", "slot", "cookId"),
     Rewrite("cooks", "one_active_cook_per_collection", "activeKey", "collectionId"),
     Rewrite("exports", "one_active_export_per_collection", "activeKey", "collectionId"),

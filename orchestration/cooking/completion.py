@@ -3,7 +3,9 @@
 An attempt's outcome is applied by one conditional update on the piece (``status: running``
 and its ``attempt`` in the filter), which records its event in the same update: a duplicate,
 late or out-of-order report matches nothing and changes nothing. The freed slot is filled, and
-a cook whose pieces are all done is finished, by the scheduler (``kick``).
+a cook whose pieces are all done is finished, by the scheduler (``kick``); the event is relayed
+to the log soon after (``relay_soon``), not waited for: under a steady stream of completions
+the relay may go round for as long as the cook runs.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ class Completion:
         pieces: PieceStore,
         events: EventLog,
         kick: Callable[[str], None],
+        relay_soon: Callable[[str], None],
     ) -> None:
         self.cooks = cooks
         self.pieces = pieces
         self.events = events
         self.kick = kick
+        self.relay_soon = relay_soon
 
     async def complete(self, cook_id: str, piece_id: str, attempt: int, outcome: Outcome) -> bool:
         """Apply an attempt's outcome once. Returns whether this report was applied."""
@@ -52,7 +56,7 @@ class Completion:
                 limit = cook.max_failures
                 await self.fail_cook(cook_id, f"{limit} pieces failed (the limit is {limit})")
         self.kick(cook_id)  # the freed slot is filled while the event is relayed
-        await self.events.relay(cook_id)
+        self.relay_soon(cook_id)
         return True
 
     async def fail_cook(self, cook_id: str, reason: str) -> None:

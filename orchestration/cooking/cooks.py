@@ -213,6 +213,11 @@ class CookStore:
         doc = await self._cooks.find_one({"_id": cook_id})
         return None if doc is None else _from_doc(doc)
 
+    async def status(self, cook_id: str) -> CookStatus | None:
+        """Internal read of the cook's status alone (the scheduler's every pass)."""
+        doc = await self._cooks.find_one({"_id": cook_id}, {"status": 1})
+        return None if doc is None else CookStatus(doc["status"])
+
     async def head(self, principal: Principal, cook_id: str) -> CookHead:
         """The cook's head alone (no configuration to read); NotFound as ``get``."""
         doc = await self._cooks.find_one(owned(principal, {"_id": cook_id}), HEAD_FIELDS)
@@ -258,6 +263,11 @@ class CookStore:
         query: Document = {"_id": cook_id, "status": {"$in": [s.value for s in allowed_from]}}
         if principal is not None:
             query = owned(principal, query)
+        if to not in ACTIVE:
+            # Completions relay their events without waiting (``Completion.complete``): the
+            # pieces' events go to the log first, so an ended cook's ``lastSeq`` is final as
+            # soon as it shows the end.
+            await self._events.relay(cook_id)
         at = clock.now()
         fields: Document = {"status": to.value, "updatedAt": at}
         if reason is not None:

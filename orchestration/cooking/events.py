@@ -144,7 +144,9 @@ def merge_updates(*updates: Document) -> Document:
 @dataclass
 class _Relaying:
     task: asyncio.Task[None]
-    again: bool = False
+    # Callers waiting for the next pass, which starts after they called; each pass takes the
+    # callers waiting when it starts and releases just them when it ends.
+    waiting: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 @dataclass
@@ -179,32 +181,46 @@ class EventLog:
 
     async def relay(self, cook_id: str) -> None:
         """Move the cook's recorded events into the log, now. One relay per cook runs in this
-        process at a time; a call during one makes it go round again and waits for it."""
+        process at a time; a call during one makes it go round again and waits for that pass
+        only (events recorded before the call are in the log when it returns). A caller never
+        waits for passes asked for after it: under a steady stream of transitions the relay
+        may go round for as long as the cook runs, and every caller (a completion with its
+        attempt, its piece and its tool's output) would otherwise be held until it stops."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         running = self._relays.get(cook_id)
-        if running is not None and not running.task.done():
-            running.again = True
-            await asyncio.shield(running.task)
-            return
-        relaying = _Relaying(asyncio.create_task(self._relay_repeatedly(cook_id)))
-        self._relays[cook_id] = relaying
-        try:
-            await asyncio.shield(relaying.task)
-        finally:
-            if relaying.task.done() and self._relays.get(cook_id) is relaying:
-                del self._relays[cook_id]
+        if running is None or running.task.done():
+            running = _Relaying(asyncio.create_task(self._relay_repeatedly(cook_id)))
+            self._relays[cook_id] = running
+        running.waiting.append(done)
+        await asyncio.shield(done)
 
     async def _relay_repeatedly(self, cook_id: str) -> None:
         relaying = self._relays[cook_id]
+        asked: list[asyncio.Future[None]] = []
         try:
-            while True:
-                relaying.again = False
+            while relaying.waiting:
+                asked, relaying.waiting = relaying.waiting, []
                 await self._relay_rounds(cook_id)
-                if not relaying.again:
-                    return
+                _release(asked)
         except PyMongoError:
             # The transitions are committed with their events; the sweeper relays them later.
             self._states.pop(cook_id, None)
             log.warning("relaying events of %s failed; the sweeper retries", cook_id, exc_info=True)
+        except asyncio.CancelledError:
+            for future in asked + relaying.waiting:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for future in asked + relaying.waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            relaying.waiting = []
+            log.exception("relaying events of %s failed", cook_id)
+        finally:
+            _release(asked + relaying.waiting)
+            relaying.waiting = []
+            if self._relays.get(cook_id) is relaying:
+                del self._relays[cook_id]
 
     async def _relay_rounds(self, cook_id: str) -> None:
         if (cached := self._states.get(cook_id)) is not None:
@@ -350,6 +366,8 @@ class EventLog:
         for relaying in list(self._relays.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await relaying.task
+            for future in relaying.waiting:  # a task cancelled before it ran released no one
+                future.cancel()
         self._relays.clear()
         self._states.clear()
 
@@ -394,6 +412,12 @@ class EventLog:
             if len(found) >= limit:
                 break
         return found[:limit]
+
+
+def _release(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 def entries(doc: Document) -> list[Document]:

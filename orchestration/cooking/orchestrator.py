@@ -90,7 +90,7 @@ class Orchestrator:
         self.casts = generators.casts
         self.deliveries = generators.deliveries
         self._background = Background(log)
-        self.completion = Completion(cooks, pieces, events, self.kick)
+        self.completion = Completion(cooks, pieces, events, self.kick, self.relay_soon)
         self.attempts = Attempts(
             self.toolbox,
             self.runs,
@@ -256,6 +256,10 @@ class Orchestrator:
     def kick(self, cook_id: str) -> None:
         """Fill the cook's free slots soon, in this process."""
         self.scheduler.kick(cook_id)
+
+    def relay_soon(self, cook_id: str) -> None:
+        """Relay the cook's recorded events soon, in this process, without waiting."""
+        self.scheduler.relay_soon(cook_id)
 
     async def fill(self, cook_id: str) -> None:
         await self.scheduler.fill(cook_id)

@@ -4,9 +4,11 @@ The limits live on the piece documents themselves, under unique indexes, so the 
 refuses whichever writer comes second, in any process:
 
 - ``slot = "cookId:k"`` (k < maxConcurrent) while the piece is in flight;
-- ``seat = "cookId:s"`` (s < count) while it is live: in flight, waiting to retry, or completed
-  and not rejected. A rejection or a final failure gives the seat back, so a replacement can
-  take it;
+- ``seat = "collectionId:cookId:s"`` (s < count) while it is live: in flight, waiting to retry,
+  or completed and not rejected. A rejection or a final failure gives the seat back, so a
+  replacement can take it. The collection comes first so that the collection's live pieces
+  (its supply used, which ``startCook`` checks) are one range of this index: counting them
+  reads the live pieces only, never the failed, rejected or cancelled ones stored beside them;
 - ``indexKey = "collectionId:index"``: piece indexes are unique per collection;
 - ``combo = "collectionId:<hash of all traits>"`` while live, for collections that want unique
   trait combinations; it is released with the seat.
@@ -94,8 +96,19 @@ OUTCOME_EVENTS = {
 }
 
 
-def seat_key(cook_id: str, seat: int) -> str:
-    return f"{cook_id}:{seat}"
+def seat_key(collection_id: str, cook_id: str, seat: int) -> str:
+    return f"{collection_id}:{cook_id}:{seat}"
+
+
+def supply_filter(collection_id: str) -> Document:
+    """The collection's live pieces: a range of the ``live_seat`` index (the collection id
+    first also targets its shard on a sharded cluster)."""
+    return {"collectionId": collection_id, "seat": _prefixed(collection_id)}
+
+
+# Seats as versions before the collection prefix wrote them (``cookId:s``); cook ids are
+# ``ck_<hex>``, collection ids ``col_<hex>``, so these are one range of the seat index.
+LEGACY_SEATS = {"$gte": "ck_", "$lt": "ck`"}
 
 
 def slot_key(cook_id: str, slot: int) -> str:
@@ -156,6 +169,7 @@ class PieceStore:
 
     async def ensure_indexes(self) -> None:
         await self._pieces.create_indexes(self.indexes())
+        await self.migrate_legacy_seats()
         present = await self._pieces.index_information()
         for name in RETIRED_INDEXES.intersection(present):
             try:
@@ -163,6 +177,20 @@ class PieceStore:
             except OperationFailure:  # another process starting at once dropped it first
                 if name in await self._pieces.index_information():
                     raise
+
+    async def migrate_legacy_seats(self) -> int:
+        """Give seats written as ``cookId:s`` their collection prefix (one range read when
+        there are none). Each rewrite is conditional on the old value, so processes starting
+        at once rewrite each seat once; the new value is as unique as the old one."""
+        moved = 0
+        cursor = self._pieces.find({"seat": LEGACY_SEATS}, {"seat": 1, "collectionId": 1})
+        async for d in cursor:
+            result = await self._pieces.update_one(
+                {"_id": d["_id"], "seat": d["seat"]},
+                {"$set": {"seat": f"{d['collectionId']}:{d['seat']}"}},
+            )
+            moved += result.modified_count
+        return moved
 
     # --- what is taken ------------------------------------------------------------------
 
@@ -183,17 +211,18 @@ class PieceStore:
             if d["status"] == PieceStatus.RUNNING.value and "slot" in d
         }
 
-    async def count_live(self, cook_id: str) -> int:
+    async def count_live(self, collection_id: str, cook_id: str) -> int:
         """Pieces holding a seat of the cook (a range of the ``live_seat`` index)."""
-        return await self._count({"seat": _prefixed(cook_id)})
+        return await self._count({"seat": _prefixed(f"{collection_id}:{cook_id}")})
 
-    async def taken_seats(self, cook_id: str) -> set[int]:
-        cursor = self._pieces.find({"seat": _prefixed(cook_id)}, {"seat": 1})
+    async def taken_seats(self, collection_id: str, cook_id: str) -> set[int]:
+        cursor = self._pieces.find({"seat": _prefixed(f"{collection_id}:{cook_id}")}, {"seat": 1})
         return {number_of(d["seat"]) async for d in cursor}
 
     async def supply_used(self, collection_id: str) -> int:
-        """Pieces that count against the collection's supply: every live piece of any cook."""
-        return await self._count({"collectionId": collection_id, "seat": {"$exists": True}})
+        """Pieces that count against the collection's supply: every live piece of any cook.
+        Its cost follows the live pieces, not the pieces stored (see ``supply_filter``)."""
+        return await self._count(supply_filter(collection_id))
 
     async def combinations_held(self, collection_id: str) -> int:
         return await self._count({"combo": _prefixed(collection_id)})
@@ -235,7 +264,7 @@ class PieceStore:
             "indexKey": f"{collection_id}:{drawn.index}",
             "jobKey": f"{cook_id}:{drawn.index}",
             "status": PieceStatus.RUNNING.value,
-            "seat": seat_key(cook_id, seat),
+            "seat": seat_key(collection_id, cook_id, seat),
             "slot": slot_key(cook_id, slot),
             "attempt": 1,
             "attemptStartedAt": at,

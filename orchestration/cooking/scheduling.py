@@ -7,12 +7,19 @@ and this one looks again. One fill pass costs few round trips whatever it starts
 cook, its pieces in flight or waiting (one indexed read, which gives the free slots and the due
 retries), counts the live seats, allocates all the new pieces' indexes at once and inserts
 them in one bulk write, each new piece recording its ``PIECE_SUBMITTED`` in its own document.
+
+A pass's three reads (the cook's status, its pieces in flight or waiting, its live seats) go
+to the database at once, so a freed slot waits about three round trips for its next piece,
+not five. A cook's configuration never changes, so each process keeps the cooks it fills (a
+cache of immutable parts, dropped when the cook ends); their status is read on every pass.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -28,7 +35,7 @@ from orchestration.art.engine import (
 from orchestration.base import clock
 from orchestration.base.background import Background
 from orchestration.catalog.collections import CollectionStore
-from orchestration.cooking.cooks import Cook, CookStatus, CookStore
+from orchestration.cooking.cooks import ACTIVE, Cook, CookStatus, CookStore
 from orchestration.cooking.events import EventLog, EventType
 from orchestration.cooking.piece_model import Piece, PieceStatus, from_doc
 from orchestration.cooking.pieces import PieceStore, number_of
@@ -37,7 +44,9 @@ log = logging.getLogger("cook.orchestrator")
 
 FILL_STEPS = 64  # bound on one fill pass; the next kick or tick continues
 MAX_REDRAWS = 50  # draws tried for an unused trait combination before the cook fails
+MAX_KNOWN_COOKS = 1024  # cooks whose immutable parts one process keeps
 
+type Document = dict[str, Any]
 type StartAttempt = Callable[[Cook, Piece], Coroutine[Any, Any, None]]
 
 
@@ -60,6 +69,8 @@ class Scheduler:
         self._start_attempt = start_attempt
         self._background = background
         self._filling: dict[str, bool] = {}  # cook id -> another pass wanted (a hint only)
+        self._known: dict[str, Cook] = {}  # cook id -> the cook as first read (immutable parts)
+        self._relaying: dict[str, bool] = {}  # cook id -> another relay wanted (a hint only)
 
     def kick(self, cook_id: str) -> None:
         """Fill the cook's free slots (or finish it) soon, in this process."""
@@ -79,24 +90,61 @@ class Scheduler:
         finally:
             self._filling.pop(cook_id, None)
 
+    def relay_soon(self, cook_id: str) -> None:
+        """Relay the cook's recorded events soon, in this process, without waiting: one task
+        per cook, going round again for requests made while it relays (each request's events
+        are taken by a relay that starts after it). Completions use it, so that an attempt
+        ends with its settle instead of staying alive for the relay."""
+        if cook_id in self._relaying:
+            self._relaying[cook_id] = True
+            return
+        self._relaying[cook_id] = False
+        self._background.spawn(self._relay_repeatedly(cook_id))
+
+    async def _relay_repeatedly(self, cook_id: str) -> None:
+        try:
+            while True:
+                await self.events.relay(cook_id)
+                if not self._relaying.get(cook_id):
+                    return
+                self._relaying[cook_id] = False
+        finally:
+            self._relaying.pop(cook_id, None)
+
     async def fill(self, cook_id: str) -> None:
         """Start pieces (due retries first) while the cook runs and has free slots; finish
         the cook once nothing is left to do."""
         for _ in range(FILL_STEPS):
-            cook = await self.cooks.load(cook_id)
-            if cook is None:
+            known = self._known.get(cook_id) or await self._remember(cook_id)
+            if known is None:
                 return
-            if cook.status is CookStatus.CANCELLING:
-                await self.finish_cancelling(cook)
+            status, flying, live = await asyncio.gather(
+                self.cooks.status(cook_id),
+                self.pieces.flying(cook_id),
+                self.pieces.count_live(known.collection_id, cook_id),
+            )
+            if status not in ACTIVE:
+                self._known.pop(cook_id, None)
+            if status is CookStatus.CANCELLING:
+                await self.finish_cancelling(await self.cooks.load(cook_id) or known)
                 return
-            if cook.status is not CookStatus.RUNNING:
+            if status is not CookStatus.RUNNING:
                 return
-            if not await self._fill_once(cook):
+            if not await self._fill_once(replace(known, status=status), flying, live):
                 return
 
-    async def _fill_once(self, cook: Cook) -> bool:
-        """One pass; whether another should follow (a racing process took a place first)."""
-        flying = await self.pieces.flying(cook.id)
+    async def _remember(self, cook_id: str) -> Cook | None:
+        """Read the whole cook once; an active one is kept (its status is read every pass)."""
+        cook = await self.cooks.load(cook_id)
+        if cook is not None and cook.status in ACTIVE:
+            if len(self._known) >= MAX_KNOWN_COOKS:
+                self._known.clear()
+            self._known[cook_id] = cook
+        return cook
+
+    async def _fill_once(self, cook: Cook, flying: list[Document], live: int) -> bool:
+        """One pass over what was read; whether another should follow (a racing process took
+        a place first)."""
         taken = {number_of(d["slot"]) for d in flying if "slot" in d}
         free = [k for k in range(cook.max_concurrent) if k not in taken]
         now = clock.now()
@@ -121,7 +169,10 @@ class Scheduler:
                 free.pop(0)
         wanted = 0
         if free or not flying:
-            live = await self.pieces.count_live(cook.id)
+            if not flying and live >= cook.count:
+                # Read after ``flying`` found nothing, the count cannot include a piece that
+                # was in flight then and has failed since (read at once, it could).
+                live = await self.pieces.count_live(cook.collection_id, cook.id)
             if not flying and live >= cook.count:
                 # Nothing in flight or waiting, every seat held by a completed piece: done.
                 await self.cooks.transition(
@@ -136,7 +187,7 @@ class Scheduler:
         for piece in started:
             self._background.spawn(self._start_attempt(cook, piece))
         if started:
-            self._background.spawn(self.events.relay(cook.id))
+            self.relay_soon(cook.id)
         return raced
 
     async def finish_cancelling(self, cook: Cook) -> None:
@@ -212,7 +263,7 @@ class Scheduler:
                     continue
                 if "seat" in taken:
                     if seats is None:
-                        held = await self.pieces.taken_seats(cook.id)
+                        held = await self.pieces.taken_seats(cook.collection_id, cook.id)
                         held |= {t[3] for t in todo}
                         seats = [s for s in range(cook.count) if s not in held]
                     if not seats:
