@@ -79,7 +79,12 @@ from mongoeco.core.json_compat import json_dumps_compact
 from mongoeco.engines.sqlite_query import index_expressions_sql, json_path_for_field
 
 from service.embedded_engine import Fragment, IndexedReadsEngine
-from service.embedded_index_scope import in_transaction, namespace_where
+from service.embedded_index_scope import (
+    CREATE_SHARED_SCALAR_INDEX,
+    in_transaction,
+    namespace_where,
+    share_scalar_indexes,
+)
 
 # mongoeco's namespace terms as every statement from ``_build_select_sql`` opens its WHERE.
 BOUND_NAMESPACE = re.compile(r"WHERE\s+db_name = \? AND coll_name = \? AND \(")
@@ -113,6 +118,7 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
     cook_namespaced = True
     cook_unique_seeks = True
     cook_encode_once = True
+    cook_shared_scalar_index = True
 
     # --- 5. partial indexes, and statements that name their namespace -------------------
 
@@ -162,11 +168,13 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
         super()._connect_sync()
         with self._lock:
             self._cook_scope_indexes()
+            self._cook_share_scalar_indexes()
 
     def _create_index_sync(self, db_name: str, coll_name: str, *args: Any, **kwargs: Any) -> str:
         with self._lock:
             name: str = super()._create_index_sync(db_name, coll_name, *args, **kwargs)
             self._cook_scope_indexes()
+            self._cook_share_scalar_indexes()
         return name
 
     def _rename_collection_sync(self, *args: Any, **kwargs: Any) -> None:
@@ -203,6 +211,57 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
                 in_transaction(conn, f"DROP INDEX {self._quote_identifier(name)}", whole + where)
             elif name.startswith("cook_") and not partial.get(name):
                 in_transaction(conn, f"DROP INDEX {self._quote_identifier(name)}")
+
+    # --- 8. one physical index for every scalar index ----------------------------------
+
+    def _cook_share_scalar_indexes(self) -> None:
+        """Make every scalar index name the shared physical index, and drop the identical ones
+        mongoeco made per index; one transaction (a kill leaves the old layout or the new).
+        Skipped inside a session's transaction (the next start does it)."""
+        if not self.cook_shared_scalar_index:
+            return
+        conn = self._require_connection()
+        if conn.in_transaction:
+            return
+        statements = share_scalar_indexes(conn)
+        if statements:
+            in_transaction(conn, *statements)
+            self._invalidate_index_cache()
+
+    def _cook_keeping_shared_scalar_index(self, drop: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run mongoeco's ``drop`` (which drops a dropped scalar index's physical index, here
+        the shared one) and create the shared index again in the same transaction, so no
+        statement ever sees it missing."""
+        if not self.cook_shared_scalar_index:
+            return drop(*args, **kwargs)
+        with self._lock:
+            conn = self._require_connection()
+            if conn.in_transaction:  # a session's transaction: it commits both
+                result = drop(*args, **kwargs)
+                conn.execute(CREATE_SHARED_SCALAR_INDEX)
+                return result
+            conn.execute("BEGIN IMMEDIATE")  # mongoeco's own write scope nests as a savepoint
+            try:
+                result = drop(*args, **kwargs)
+                conn.execute(CREATE_SHARED_SCALAR_INDEX)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    def _drop_index_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_index_sync, *args, **kwargs)
+
+    def _drop_indexes_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_indexes_sync, *args, **kwargs)
+
+    def _drop_collection_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_collection_sync, *args, **kwargs)
+
+    def _drop_database_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_database_sync, *args, **kwargs)
 
     # --- 7. one encoding per write -------------------------------------------------------
 
