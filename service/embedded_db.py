@@ -36,7 +36,7 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
-from service.embedded_index_scope import whole_table_indexes
+from service.embedded_index_scope import private_scalar_indexes, whole_table_indexes
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def make_engine(data_dir: Path) -> Any:
     )
     if Path(path).exists():
         whole_table_indexes(path)  # the plain engine cannot use namespace-partial indexes
+        private_scalar_indexes(path)  # and drops a scalar index's physical index with it
     return SQLiteEngine(path)
 
 

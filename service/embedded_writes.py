@@ -1,7 +1,7 @@
 """Writes into the embedded engine that pay only for their own collection (mongoeco 4.11.0).
 
 ``NamespacedIndexesEngine`` is ``IndexedReadsEngine`` (``service/embedded_engine.py``) plus
-three parts on the write path. Like the others, none changes a result.
+four parts on the write path. Like the others, none changes a result.
 
 5. **Every index of ``documents`` covers one namespace.** mongoeco keeps every collection in
    one table ``documents(db_name, coll_name, storage_key, document)`` and builds each ordered
@@ -45,15 +45,35 @@ three parts on the write path. Like the others, none changes a result.
    consume change events; the event itself is kept only when someone watches in process).
    Here the event's ``full_document`` reuses the text just made for the row, when it is a copy
    of that document: same types, same keys in the same order, equal values of kinds whose
-   equal values have one text (strings, integers, booleans, bytes, ObjectIds, datetimes,
-   non-zero floats); anything else is serialized as before.
+   equal values have one text (strings, integers, Int32/Int64, booleans, bytes, ObjectIds,
+   datetimes, non-zero floats); anything else is serialized as before. The last rows' texts are
+   kept (at most 16, 32 MiB) and found by identity or ``_id``, because a batch (``insert_many``
+   of four GridFS chunks, eight pieces) serializes all its rows before its events; each text
+   is used once.
+
+8. **One physical index for every scalar index.** For each single-field index mongoeco keeps
+   rows in ``scalar_index_entries`` and gives the index its own physical index of that table,
+   ``scidx_<hash>``, always the same whole-table ``(collection_id, index_name, type_score,
+   element_key, storage_key)``, which its queries name with ``INDEXED BY``. So every write of
+   a document updated every one of them (17 identical b-trees after a normal journey), though
+   each row belongs to one index: about half of the pages a piece update wrote. Here every
+   index names one shared index, ``scidx_cook_shared``, and the others are dropped: at start
+   and after each ``create_index`` (one transaction: a kill leaves the old layout or the new).
+   mongoeco drops a dropped index's physical scalar index with it, here the shared one, so
+   the drops of an index, of all of a collection's, of a collection and of a database run
+   inside one transaction that creates it again: no connection ever sees it missing. For a
+   file opened by another mongoeco version, ``make_engine`` gives each index its own again
+   (``embedded_index_scope.private_scalar_indexes``).
 
 ``tests/test_embedded_writes.py`` proves each part: the differential run against the unpatched
 engine over several namespaces and across the rebuild (and that it notices statements naming
 the wrong namespace), the plans of the real statements, a recording ``json_extract`` on the
 engine's connection that sees no other collection's index evaluated by a write (the previous
-engine fails that test), equal numeric keys still refused, a rebuild killed halfway, and a
-16 MiB GridFS file through the wire. ``bench/embedded_writes.py`` measures before and after.
+engine fails that test), equal numeric keys still refused, a rebuild killed halfway, a
+16 MiB GridFS file through the wire, rows and change events byte-identical to the unpatched
+engine's with each batch row encoded once, and the shared scalar index: the pages an update
+writes, an older file converted at start, drops never leaving it missing for a reader, and
+the way back for another version. ``bench/embedded_writes.py`` measures before and after.
 """
 
 from __future__ import annotations
@@ -73,13 +93,19 @@ from bson import Binary, ObjectId
 from mongoeco._types._bson_objectid import ObjectId as MongoecoId
 from mongoeco._types._bson_objectid import is_object_id_like, normalize_object_id
 from mongoeco._types._bson_values import Binary as MongoecoBinary
+from mongoeco.core.bson_scalars import BsonInt32, BsonInt64
 from mongoeco.core.codec import DocumentCodec
 from mongoeco.core.filtering import QueryEngine
 from mongoeco.core.json_compat import json_dumps_compact
 from mongoeco.engines.sqlite_query import index_expressions_sql, json_path_for_field
 
 from service.embedded_engine import Fragment, IndexedReadsEngine
-from service.embedded_index_scope import in_transaction, namespace_where
+from service.embedded_index_scope import (
+    CREATE_SHARED_SCALAR_INDEX,
+    in_transaction,
+    namespace_where,
+    share_scalar_indexes,
+)
 
 # mongoeco's namespace terms as every statement from ``_build_select_sql`` opens its WHERE.
 BOUND_NAMESPACE = re.compile(r"WHERE\s+db_name = \? AND coll_name = \? AND \(")
@@ -97,10 +123,15 @@ EVENT_KEYS = (
 )
 BINARIES = frozenset({bytes, Binary, MongoecoBinary})
 LARGE = 4096  # bytes: a binary this large is spliced into the text rather than dumped
+RECENT_DOCUMENTS = 16  # rows kept for their change events (a batch of writes)
+RECENT_CHARS = 32 * 2**20
 MARK = f"cook-binary-{uuid.uuid4().hex}"
 # Exact types whose equal values have one JSON text under mongoeco's codec.
 ONE_TEXT = frozenset(
-    {str, int, bool, bytes, type(None), dt.datetime, Binary, ObjectId, MongoecoBinary, MongoecoId}
+    {
+        *(str, int, bool, bytes, type(None), dt.datetime, Binary, ObjectId, MongoecoBinary),
+        *(MongoecoId, BsonInt32, BsonInt64),
+    }
 )
 
 
@@ -113,6 +144,7 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
     cook_namespaced = True
     cook_unique_seeks = True
     cook_encode_once = True
+    cook_shared_scalar_index = True
 
     # --- 5. partial indexes, and statements that name their namespace -------------------
 
@@ -162,11 +194,13 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
         super()._connect_sync()
         with self._lock:
             self._cook_scope_indexes()
+            self._cook_share_scalar_indexes()
 
     def _create_index_sync(self, db_name: str, coll_name: str, *args: Any, **kwargs: Any) -> str:
         with self._lock:
             name: str = super()._create_index_sync(db_name, coll_name, *args, **kwargs)
             self._cook_scope_indexes()
+            self._cook_share_scalar_indexes()
         return name
 
     def _rename_collection_sync(self, *args: Any, **kwargs: Any) -> None:
@@ -204,27 +238,77 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
             elif name.startswith("cook_") and not partial.get(name):
                 in_transaction(conn, f"DROP INDEX {self._quote_identifier(name)}")
 
+    # --- 8. one physical index for every scalar index ----------------------------------
+
+    def _cook_share_scalar_indexes(self) -> None:
+        """Make every scalar index name the shared physical index, and drop the identical ones
+        mongoeco made per index; one transaction (a kill leaves the old layout or the new).
+        Skipped inside a session's transaction (the next start does it)."""
+        if not self.cook_shared_scalar_index:
+            return
+        conn = self._require_connection()
+        if conn.in_transaction:
+            return
+        statements = share_scalar_indexes(conn)
+        if statements:
+            in_transaction(conn, *statements)
+            self._invalidate_index_cache()
+
+    def _cook_keeping_shared_scalar_index(self, drop: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run mongoeco's ``drop`` (which drops a dropped scalar index's physical index, here
+        the shared one) and create the shared index again in the same transaction, so no
+        statement ever sees it missing."""
+        if not self.cook_shared_scalar_index:
+            return drop(*args, **kwargs)
+        with self._lock:
+            conn = self._require_connection()
+            if conn.in_transaction:  # a session's transaction: it commits both
+                result = drop(*args, **kwargs)
+                conn.execute(CREATE_SHARED_SCALAR_INDEX)
+                return result
+            conn.execute("BEGIN IMMEDIATE")  # mongoeco's own write scope nests as a savepoint
+            try:
+                result = drop(*args, **kwargs)
+                conn.execute(CREATE_SHARED_SCALAR_INDEX)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    def _drop_index_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_index_sync, *args, **kwargs)
+
+    def _drop_indexes_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_indexes_sync, *args, **kwargs)
+
+    def _drop_collection_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_collection_sync, *args, **kwargs)
+
+    def _drop_database_sync(self, *args: Any, **kwargs: Any) -> None:
+        self._cook_keeping_shared_scalar_index(super()._drop_database_sync, *args, **kwargs)
+
     # --- 7. one encoding per write -------------------------------------------------------
 
     def _serialize_document(self, document: Any) -> str:
         recent = self.__dict__.get("_cook_recent")
         if recent is None:
             recent = self.__dict__.setdefault("_cook_recent", _Recent())
-        if (
-            self.cook_encode_once
-            and type(document) is dict
-            and tuple(document) == EVENT_KEYS
-            and _same_text(document["full_document"], recent.document)
-        ):
-            text, serialize = recent.text, super()._serialize_document
-            recent.document, recent.text = None, ""
-            parts = [
-                json_dumps_compact(key) + ":" + (text if key == "full_document" else serialize(v))
-                for key, v in document.items()
-            ]
-            return "{" + ",".join(parts) + "}"
+        if self.cook_encode_once and type(document) is dict and tuple(document) == EVENT_KEYS:
+            text = recent.take(document["full_document"])
+            if text is not None:
+                serialize = super()._serialize_document
+                parts = [
+                    json_dumps_compact(key)
+                    + ":"
+                    + (text if key == "full_document" else serialize(v))
+                    for key, v in document.items()
+                ]
+                return "{" + ",".join(parts) + "}"
+            return self._cook_encode(document)  # an event: nothing will reuse its text
         text = self._cook_encode(document)
-        recent.document, recent.text = document, text
+        recent.keep(document, text)
         return text
 
     def _cook_encode(self, document: Any) -> str:
@@ -341,11 +425,45 @@ def _seek_alternatives(document: Any, field: str) -> list[tuple[object, object]]
     return None
 
 
-class _Recent(threading.local):
-    """Per thread, the document serialized last and its text."""
+class _Recent:
+    """The documents serialized last (a batch's rows come before their events) and their
+    texts, bounded in number and size; each text is taken at most once."""
 
-    document: Any = None
-    text: str = ""
+    def __init__(self) -> None:
+        self.kept: list[tuple[Any, str]] = []
+        self.chars = 0
+        self.lock = threading.Lock()
+
+    def keep(self, document: Any, text: str) -> None:
+        with self.lock:
+            if len(self.kept) >= RECENT_DOCUMENTS or self.chars + len(text) > RECENT_CHARS:
+                self.kept, self.chars = [], 0
+            self.kept.append((document, text))
+            self.chars += len(text)
+
+    def take(self, document: Any) -> str | None:
+        """The kept text of a document that certainly serializes to it (the same object, or
+        one with the same ``_id`` and the same text), or None."""
+        with self.lock:
+            return self._take(document)
+
+    def _take(self, document: Any) -> str | None:
+        found = next((i for i, (d, _) in enumerate(self.kept) if d is document), None)
+        if found is None and isinstance(document, dict) and "_id" in document:
+            key = document["_id"]
+            found = next(
+                (
+                    i
+                    for i, (d, _) in enumerate(self.kept)
+                    if isinstance(d, dict) and "_id" in d and _same_text(d["_id"], key)
+                ),
+                None,
+            )
+        if found is None or not _same_text(document, self.kept[found][0]):
+            return None
+        _, text = self.kept.pop(found)
+        self.chars -= len(text)
+        return text
 
 
 def _same_text(a: Any, b: Any) -> bool:

@@ -6,6 +6,7 @@ several namespaces, and GridFS files round-tripping through the wire."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import os
 import random
@@ -27,10 +28,16 @@ from bson import SON, Binary, Int64, ObjectId
 from mongoeco import MongoClient as DirectClient
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.errors import DuplicateKeyError
-from pymongo import MongoClient
+from pymongo import MongoClient, ReturnDocument
 
 from service.embedded_db import EmbeddedDatabase
-from service.embedded_index_scope import namespace_where, whole_table_indexes
+from service.embedded_index_scope import (
+    SCALAR_KEY,
+    SHARED_SCALAR_INDEX,
+    namespace_where,
+    private_scalar_indexes,
+    whole_table_indexes,
+)
 from service.embedded_writes import NamespacedIndexesEngine
 from tests import engine_diff
 
@@ -43,6 +50,7 @@ class PreviousEngine(NamespacedIndexesEngine):
     cook_namespaced = False
     cook_unique_seeks = False
     cook_encode_once = False
+    cook_shared_scalar_index = False
 
 
 @contextmanager
@@ -499,26 +507,43 @@ def stored_texts(path: Path) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def effect_hashes(path: Path) -> list[tuple[str, str]]:
+    """Each change event's kind and the SHA-256 of its text, in order."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT event_kind, effect_hash FROM change_outbox_identities ORDER BY sequence"
+        ).fetchall()
+    return [(str(k), str(h)) for k, h in rows]
+
+
 def test_a_document_is_stored_as_the_same_text_the_unpatched_engine_writes(
     tmp_path: Path,
 ) -> None:
-    """Part 7 splices large binaries and reuses the row's text for the change event: the rows
-    are the unpatched engine's, byte for byte, and so is each event's text."""
+    """Part 7 splices large binaries and reuses the row's text for the change event (each of a
+    batch's rows for its own event, Int64 values included): the rows are the unpatched
+    engine's, byte for byte, and so is each event's text (the hash mongoeco keeps of it)."""
     big = os.urandom(300_000)
     docs: list[dict[str, Any]] = [
         {"_id": "a", "files_id": ObjectId(), "n": 0, "data": Binary(big)},
         {"_id": "b", "raw": big[:5000], "tagged": Binary(big[:6000], 5), "small": b"x", "s": "t"},
         {"_id": "c", "nested": {"data": Binary(big[:7000])}, "n": -0.0, "f": 2.5},
         {"_id": "d", "son": SON([("x", Binary(big[:8000])), ("y", 1)])},
+        {"_id": "e", "seed": Int64(2**40), "small": Int64(3), "i": 2**35, "list": []},
     ]
-    rows = []
+    rows, hashes = [], []
     for engine in (SQLiteEngine, NamespacedIndexesEngine):
         path = tmp_path / f"{engine.__name__}.sqlite3"
         with opened(engine(str(path))) as client:
             client.cook.files.insert_many([dict(d) for d in docs])
             client.cook.files.update_one({"_id": "b"}, {"$set": {"s": "u"}})
+            client.cook.files.find_one_and_update(
+                {"_id": "e"}, {"$push": {"list": {"at": Int64(5)}}, "$set": {"seed": Int64(7)}}
+            )
         rows.append(stored_texts(path))
+        hashes.append(effect_hashes(path))
     assert rows[0] == rows[1]
+    assert len(hashes[0]) == len(docs) + 2
+    assert hashes[0] == hashes[1]
     patched, plain = NamespacedIndexesEngine(":memory:"), SQLiteEngine(":memory:")
     for d in docs:
         assert patched._serialize_document(d) == plain._serialize_document(d)
@@ -531,3 +556,183 @@ def test_a_document_is_stored_as_the_same_text_the_unpatched_engine_writes(
             "update_description": None,
         }
         assert patched._serialize_document(event) == plain._serialize_document(event)
+
+
+def test_each_row_of_a_batch_is_encoded_once_for_its_row_and_its_change_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of four chunk-like documents (as Cook's media store writes them) and a piece
+    carrying an Int64: one encoding per document, not two."""
+    encoded: list[Any] = []
+    original = NamespacedIndexesEngine._cook_encode
+
+    def counting(self: Any, document: Any) -> str:
+        encoded.append(document)
+        return original(self, document)
+
+    monkeypatch.setattr(NamespacedIndexesEngine, "_cook_encode", counting)
+    with opened(NamespacedIndexesEngine(str(tmp_path / "db.sqlite3"))) as client:
+        chunks = client.cook["media.chunks"]
+        chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+        files_id = ObjectId()
+        encoded.clear()
+        chunks.insert_many(
+            [{"files_id": files_id, "n": n, "data": Binary(os.urandom(9000))} for n in range(4)]
+        )
+        at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        client.cook.pieces.insert_one(
+            {"_id": "p", "seed": Int64(2**40), "attempts": [], "slot": "s", "at": at}
+        )
+        client.cook.pieces.find_one_and_update(
+            {"_id": "p", "slot": "s"},
+            {"$push": {"attempts": {"at": at}}, "$set": {"at": at}, "$unset": {"slot": ""}},
+            return_document=ReturnDocument.AFTER,
+        )
+    rows = [d for d in encoded if isinstance(d, dict) and "_id" in d]
+    events = [d for d in encoded if isinstance(d, dict) and "full_document" in d]
+    assert len(rows) == 6, [sorted(d) for d in rows]
+    assert not events, [e["document_key"] for e in events]  # each reused its row's text
+
+
+# --- part 8: one physical index for every scalar index ---------------------------------
+
+
+def scalar_indexes(path: Path) -> list[str]:
+    """The physical indexes of ``scalar_index_entries`` in mongoeco's form."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT name, sql FROM sqlite_schema "
+            "WHERE type = 'index' AND tbl_name = 'scalar_index_entries' AND sql IS NOT NULL"
+        ).fetchall()
+    return sorted(str(n) for n, sql in rows if str(sql).endswith(SCALAR_KEY))
+
+
+def named_scalar_indexes(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT scalar_physical_name FROM indexes WHERE scalar_physical_name IS NOT NULL"
+        ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def wal_pages(engine: Any, path: Path, write: Any) -> int:
+    """The pages one write puts into the write-ahead log (a deterministic count)."""
+    conn = engine._require_connection()
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    write()
+    return (path.with_name(path.name + "-wal").stat().st_size - 32) // (4096 + 24)
+
+
+def test_every_scalar_index_names_one_shared_physical_index_so_a_write_updates_one(
+    tmp_path: Path,
+) -> None:
+    """mongoeco gives each single-field index its own, identical, whole-table index of
+    ``scalar_index_entries``, so each write updated every one of them. Here they are one: the
+    same update writes at least one page fewer per index saved than on the previous engine."""
+    pages = {}
+    for engine in (PreviousEngine, NamespacedIndexesEngine):
+        path = tmp_path / f"{engine.__name__}.sqlite3"
+        made = engine(str(path))
+        with opened(made) as client:
+            fill(client)
+            for db, coll in NAMESPACES:
+                client[db][coll].create_index("n", name="by_n")
+            pieces = client.cook.pieces
+            update = lambda p=pieces: p.update_one({"k": "k1"}, {"$set": {"n": 7}})  # noqa: E731
+            pages[engine] = wal_pages(made, path, update)
+            assert pieces.find_one({"n": 7}, {"k": 1}) == {"_id": "pieces1", "k": "k1"}
+            with pytest.raises(DuplicateKeyError):
+                pieces.insert_one({"k": "k2"})
+        scalar = 2 * len(NAMESPACES)  # ``k`` and ``by_n`` in each namespace
+        if engine is NamespacedIndexesEngine:
+            assert scalar_indexes(path) == [SHARED_SCALAR_INDEX]
+            assert named_scalar_indexes(path) == {SHARED_SCALAR_INDEX}
+        else:
+            assert len(scalar_indexes(path)) == scalar
+    assert pages[NamespacedIndexesEngine] <= pages[PreviousEngine] - (scalar - 1), pages
+
+
+def test_an_older_file_shares_its_scalar_indexes_at_start_and_answers_the_same(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    with opened(PreviousEngine(str(path))) as client:
+        fill(client)
+    assert len(scalar_indexes(path)) == len(NAMESPACES)
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        pieces = client.cook.pieces
+        assert pieces.find_one({"k": "k3"}, {"n": 1}) == {"_id": "pieces3", "n": 3}
+        assert [d["k"] for d in pieces.find({"k": {"$gte": "k37", "$lt": "k4"}}).sort("k", 1)] == [
+            "k37",
+            "k38",
+            "k39",
+        ]
+        with pytest.raises(DuplicateKeyError):
+            client.other.pieces.insert_one({"k": "k5"})
+        assert scalar_indexes(path) == [SHARED_SCALAR_INDEX]
+        assert named_scalar_indexes(path) == {SHARED_SCALAR_INDEX}
+
+
+def test_dropping_indexes_collections_and_databases_keeps_the_shared_index_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    """mongoeco drops a dropped index's physical scalar index, here the shared one: it is
+    created again in the same transaction, so a reader on another connection never sees it
+    missing, and the other indexes (``INDEXED BY`` it) keep answering."""
+    path = tmp_path / "db.sqlite3"
+    engine = NamespacedIndexesEngine(str(path))
+    with (
+        opened(engine) as client,
+        closing(sqlite3.connect(path, check_same_thread=False)) as reader,
+    ):
+        fill(client)
+        client.cook.extra.create_index("x", unique=True)
+        client.cook.extra.insert_one({"x": 1})
+        seen: list[bool] = []
+
+        def look(statement: str) -> None:
+            """From the shared index's drop on, whether a reader can see it at each step."""
+            if "DROP INDEX" in statement and SHARED_SCALAR_INDEX in statement:
+                seen.append(True)
+            if seen:
+                row = reader.execute(
+                    "SELECT 1 FROM sqlite_schema WHERE name = ?", (SHARED_SCALAR_INDEX,)
+                ).fetchone()
+                seen.append(row is not None)
+
+        engine._require_connection().set_trace_callback(look)
+        client.cook.pieces.drop_index("k")
+        client.cook["media.chunks"].drop_indexes()
+        client.cook.drop_collection("extra")
+        engine._require_connection().set_trace_callback(None)
+        assert seen
+        assert all(seen), seen
+        assert scalar_indexes(path) == [SHARED_SCALAR_INDEX]
+        pieces = client.other.pieces
+        assert pieces.find_one({"k": "k4"}, {"n": 1}) == {"_id": "pieces4", "n": 4}
+        with pytest.raises(DuplicateKeyError):
+            pieces.insert_one({"k": "k4"})
+        client.cook.pieces.insert_one({"k": "k4"})  # its unique index is gone
+        client.drop_database("other")
+        assert scalar_indexes(path) == [SHARED_SCALAR_INDEX]
+        assert client.cook.extra.find_one({"x": 1}) is None
+
+
+def test_another_mongoeco_version_gets_a_scalar_index_of_its_own_for_each_index_back(
+    tmp_path: Path,
+) -> None:
+    """The unpatched engine drops an index's physical scalar index with it; after
+    ``private_scalar_indexes`` (which ``make_engine`` runs for another version), dropping one
+    index leaves the others answering."""
+    path = tmp_path / "db.sqlite3"
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        fill(client)
+    assert private_scalar_indexes(str(path)) == len(NAMESPACES)
+    assert len(scalar_indexes(path)) == len(NAMESPACES)
+    assert SHARED_SCALAR_INDEX not in named_scalar_indexes(path)
+    with opened(SQLiteEngine(str(path))) as client:
+        client.cook.pieces.drop_index("k")
+        assert client.other.pieces.find_one({"k": "k2"}, {"n": 1}) == {"_id": "pieces2", "n": 2}
+        with pytest.raises(DuplicateKeyError):
+            client.other.pieces.insert_one({"k": "k2"})
