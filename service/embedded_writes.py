@@ -79,7 +79,7 @@ from mongoeco.core.json_compat import json_dumps_compact
 from mongoeco.engines.sqlite_query import index_expressions_sql, json_path_for_field
 
 from service.embedded_engine import Fragment, IndexedReadsEngine
-from service.embedded_index_scope import in_transaction, namespace_where
+from service.embedded_index_scope import in_transaction, namespace_where, orphaned_probes
 
 # mongoeco's namespace terms as every statement from ``_build_select_sql`` opens its WHERE.
 BOUND_NAMESPACE = re.compile(r"WHERE\s+db_name = \? AND coll_name = \? AND \(")
@@ -174,15 +174,32 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
             super()._rename_collection_sync(*args, **kwargs)
             self._cook_scope_indexes()
 
+    def _drop_collection_sync(self, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            super()._drop_collection_sync(*args, **kwargs)
+            self._cook_scope_indexes()
+
+    def _drop_database_sync(self, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            super()._drop_database_sync(*args, **kwargs)
+            self._cook_scope_indexes()
+
     def _cook_scope_indexes(self) -> None:
         """Make every index of ``documents`` partial by its namespace; drop Cook's old
-        whole-table probe indexes. Each change is its own transaction; nothing to do costs two
-        catalog reads. Skipped inside a session's transaction (the next start does it)."""
+        whole-table probe indexes, and the probe indexes of namespaces no collection has any
+        more (mongoeco drops its own indexes with a collection, not Cook's: left behind, every
+        dropped or renamed collection's probes stayed in the schema, which SQLite parses again
+        after each DDL and weighs for every statement it prepares). Each change is its own
+        transaction, the orphans' drops one together; nothing to do costs three catalog reads.
+        Skipped inside a session's transaction (the next start does it)."""
         if not self.cook_namespaced:
             return
         conn = self._require_connection()
         if conn.in_transaction:
             return
+        orphans = orphaned_probes(conn)
+        if orphans:
+            in_transaction(conn, *(f"DROP INDEX {self._quote_identifier(n)}" for n in orphans))
         owners = {
             row[0]: (row[1], row[2])
             for row in conn.execute(
