@@ -85,6 +85,8 @@ class WorkerServers:
         None once every database it left is dropped."""
         if server is not self.server or server.process is None or server.process.poll() is not None:
             return None  # a test that stopped or killed it: the next test gets a new one
+        if self.served >= TESTS_PER_SERVER:
+            return None  # replaced before the next test: nothing of this one reaches it
         port = port_of(server.uri)
         deadline = time.monotonic() + LINGER_SECONDS
         while (left := clients_of(port)) and time.monotonic() < deadline:
