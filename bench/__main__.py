@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench                 # full sizes (about 50 minutes on 2 cores)
     .venv/bin/python -m bench --quick --out /tmp/RESULTS.md    # small sizes (CI runs this)
+    .venv/bin/python -m bench --smoke --out /tmp/RESULTS.md    # the least that runs every
+                                                                # section (the default tests)
     .venv/bin/python -m bench --only 8,12 --out /tmp/part.md   # some sections, full sizes
 
 Each figure is a ratio to a baseline measured in the same run, with the median and range of
@@ -62,6 +64,8 @@ class Sizes:
     real_gridfs_files: int  # 4 MiB files written and read through GridFS alone
     real_traits: int  # per noisy category (three categories)
     real_badges: int  # small marks, a fourth category (more distinct images)
+    cook_stored: tuple[int, ...] | None = None  # pieces stored beside a cook (None: by its size)
+    floor_samples: int = orchestrator_overhead.FLOOR_SAMPLES  # of each engine command's floor
 
 
 # fmt: off
@@ -72,6 +76,12 @@ FULL = Sizes(
 QUICK = Sizes(
     60, 1, 1, 1.0, 50, (100, 300), 50, 4, [100, 500], 10_000, 10, 3, 30, 8, 2**18, 1, 60, 2**14,
     8, 1, 1, 2, 4,
+)
+# Every section at its least, with the same code paths: that each still runs and writes its
+# section (tests/test_benchmarks.py). Its figures mean nothing.
+SMOKE = Sizes(
+    8, 1, 1, 1.0, 10, (20, 40), 3, 2, [20, 40], 20, 2, 1, 4, 2, 2**12, 1, 4, 2**10,
+    2, 1, 1, 1, 4, (20, 40), 5,
 )
 # fmt: on
 POLL_SECONDS = 0.1
@@ -104,6 +114,7 @@ def machine() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--smoke", action="store_true", help="the least that runs every section")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     parser.add_argument(
         "--only",
@@ -116,14 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     def wanted(number: int) -> bool:
         return args.only is None or number in args.only
 
-    sizes = QUICK if args.quick else FULL
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     began = time.monotonic()
     head = ["# Benchmark results", ""]
     top: list[str] = []  # the headline lines: the file opens with them
     lines = ["", *machine(), ""]
-    if args.quick:
+    if args.quick or args.smoke:
         lines += [
-            "Quick mode: small sizes, to keep the benchmarks running; not for conclusions.",
+            f"{'Smoke' if args.smoke else 'Quick'} mode: small sizes, to keep the benchmarks "
+            "running; not for conclusions.",
             "",
         ]
     if args.only is not None:
@@ -139,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
 
     lost = 0
     if wanted(1):
-        cooks = asyncio.run(orchestrator_overhead.measure(sizes.cook_pieces, sizes.cook_runs))
+        stored = list(sizes.cook_stored) if sizes.cook_stored else None
+        cooks = asyncio.run(
+            orchestrator_overhead.measure(
+                sizes.cook_pieces, sizes.cook_runs, stored, sizes.floor_samples
+            )
+        )
         top.extend(orchestrator_overhead.headline(cooks))
         section("1. Orchestrator overhead", orchestrator_overhead.report(cooks))
     if wanted(2):
@@ -180,16 +197,22 @@ def main(argv: list[str] | None = None) -> int:
         top.extend(real_images.headline(real))
         section("8. Real images", real_images.report(real))
     if wanted(9):
-        replica_load = replicas.QUICK if args.quick else replicas.FULL
+        replica_load = (
+            replicas.SMOKE if args.smoke else replicas.QUICK if args.quick else replicas.FULL
+        )
         section("9. Replicas", replicas.report(replicas.measure(replica_load), replica_load))
     if wanted(10):
-        hooks = webhooks.QUICK if args.quick else webhooks.FULL
+        hooks = webhooks.SMOKE if args.smoke else webhooks.QUICK if args.quick else webhooks.FULL
         section("10. Outbound webhooks", webhooks.report(asyncio.run(webhooks.measure(*hooks))))
     if wanted(11):
-        observed = observability.measure(*((40, 3, 15) if args.quick else (100, 9, 100)))
+        observed = observability.measure(
+            *((10, 1, 3) if args.smoke else (40, 3, 15) if args.quick else (100, 9, 100))
+        )
         section("11. Observability", observability.report(observed))
     if wanted(12):
-        users = user_path.measure(user_path.QUICK if args.quick else user_path.FULL)
+        users = user_path.measure(
+            user_path.SMOKE if args.smoke else user_path.QUICK if args.quick else user_path.FULL
+        )
         lost += users.lost
         top.extend(user_path.headline(users))
         section("12. As users meet it", user_path.report(users))

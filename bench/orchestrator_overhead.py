@@ -166,13 +166,14 @@ async def store_pieces(api: Api, size: int) -> None:
     await clone_pieces(db.pieces, template, 1, size)
 
 
-async def floors(pieces: AsyncCollection[dict[str, Any]]) -> Floors:
+async def floors(pieces: AsyncCollection[dict[str, Any]], samples: int = FLOOR_SAMPLES) -> Floors:
+    """The floors from ``samples`` of each single command (and a fifth as many bulk ones)."""
     sample = await pieces.find_one({}) or {"_id": "none"}
     some_id = sample["_id"]
 
-    async def median(op: Any, samples: int = FLOOR_SAMPLES) -> float:  # op(i): the i-th sample
+    async def median(op: Any, n: int = samples) -> float:  # op(i): the i-th sample
         times = []
-        for i in range(samples):
+        for i in range(n):
             began = time.perf_counter()
             try:
                 await op(i)
@@ -191,12 +192,12 @@ async def floors(pieces: AsyncCollection[dict[str, Any]]) -> Floors:
         return [{**doc, "_id": k, "indexKey": k} for k in keys]
 
     insert = await median(lambda i: pieces.insert_one(copies(i, 1)[0]))
-    samples = BULK_SAMPLES
-    inserts = await median(lambda i: pieces.insert_many(copies(FLOOR_SAMPLES + i, BULK)), samples)
-    ids = [d["_id"] for d in copies(FLOOR_SAMPLES, BULK)]
+    bulks = max(1, samples * BULK_SAMPLES // FLOOR_SAMPLES)
+    inserts = await median(lambda i: pieces.insert_many(copies(samples + i, BULK)), bulks)
+    ids = [d["_id"] for d in copies(samples, BULK)]
     updates = await median(
         lambda i: pieces.bulk_write([UpdateOne({"_id": k}, {"$set": {"floor": i}}) for k in ids]),
-        samples,
+        bulks,
     )
     await pieces.delete_many({"_id": {"$regex": "^floor_"}})
     each = (BULK - 1) * 1.0
@@ -229,13 +230,13 @@ async def stage(stored: int) -> AsyncIterator[Stage]:
             yield Stage(stored, api, (host, port))
 
 
-async def one_cook(at: Stage, pieces: int) -> Run:
+async def one_cook(at: Stage, pieces: int, floor_samples: int = FLOOR_SAMPLES) -> Run:
     """A cook of ``pieces`` on the stage, its round trips recorded, the floors measured just
     before and just after it (their mean: the machine's speed drifts)."""
     services = at.api.app.state.runtime.services
     collection = at.api.app.state.runtime.client[at.api.settings.db_name]["pieces"]
     collection_id = await create_collection(at.api, pieces)
-    before = await floors(collection)
+    before = await floors(collection, floor_samples)
     RECORDER.start(at.server)
     began = time.perf_counter()
     cook = await services.orchestrator.start(
@@ -249,7 +250,7 @@ async def one_cook(at: Stage, pieces: int) -> Run:
         await asyncio.sleep(0.01)
     wall = time.perf_counter() - began
     recorded = RECORDER.stop()
-    after = await floors(collection)
+    after = await floors(collection, floor_samples)
     return Run(at.stored, pieces, wall, recorded, before.mean(after))
 
 
@@ -258,7 +259,9 @@ def stored_sizes(pieces: int) -> list[int]:
     return [1000, 10_000, 30_000, 100_000] if pieces >= 1000 else [100, 1000]
 
 
-async def measure(pieces: int, rounds: int, sizes: list[int] | None = None) -> list[Run]:
+async def measure(
+    pieces: int, rounds: int, sizes: list[int] | None = None, floor_samples: int = FLOOR_SAMPLES
+) -> list[Run]:
     """Every size seeded first, each on its own server; then ``rounds`` rounds, each running
     one cook at every size in turn, so that the machine's drift falls on all sizes alike."""
     async with contextlib.AsyncExitStack() as stack:
@@ -266,7 +269,7 @@ async def measure(pieces: int, rounds: int, sizes: list[int] | None = None) -> l
             await stack.enter_async_context(stage(stored))
             for stored in sizes or stored_sizes(pieces)
         ]
-        return [await one_cook(at, pieces) for _ in range(rounds) for at in stages]
+        return [await one_cook(at, pieces, floor_samples) for _ in range(rounds) for at in stages]
 
 
 def headline(runs: list[Run]) -> list[str]:

@@ -31,6 +31,7 @@ class Load:
 
 QUICK = Load(pieces=12, readers=8, subscribers=20)
 FULL = Load(pieces=60, readers=32, subscribers=100)
+SMOKE = Load(pieces=4, readers=2, subscribers=2)  # python -m bench --smoke
 
 
 def measure(load: Load) -> list[Outcome]:

@@ -77,6 +77,7 @@ class Sizes:
 
 FULL = Sizes(2000, 10.0, 300, 1000, 20, (1000, 100_000), 7)
 QUICK = Sizes(300, 3.0, 60, 50, 5, (200, 2000), 3)
+SMOKE = Sizes(100, 1.0, 12, 5, 2, (50, 100), 2)  # the least that runs every part
 
 
 @dataclass

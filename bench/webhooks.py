@@ -34,6 +34,7 @@ from tests.webhook_receiver import Receiver, webhook_receiver
 UNLIMITED = "1000000000/minute"
 FULL = (2000, 50)  # deliveries, cooks
 QUICK = (200, 10)
+SMOKE = (20, 2)  # python -m bench --smoke
 CREATE = """mutation($u: String!, $e: [String!]!) {
   createWebhookEndpoint(url: $u, events: $e) { id } }"""
 

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from service.observability import configure_logging
-from service.settings import MediaStoreKind, Settings
+# Imported where used: ``cook db`` (the embedded server, started by every API process and
+# test that needs one) loads neither the app nor its settings (about a third of its start).
+if TYPE_CHECKING:
+    from service.settings import MediaStoreKind, Settings
+
+PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -26,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from service.app import create_app
     from service.boundary import MAX_BODY_BYTES, MAX_HEADER_BYTES
+    from service.settings import Settings
 
     settings = Settings()
     if settings.mongodb_uri is None:
@@ -70,7 +77,7 @@ def token_command(settings: Settings) -> str:
     as printed from any directory: the data directory absolute, any issuer or audience that
     is not the default spelled out, and the executable's full path."""
     values = {"COOK_DATA_DIR": str(settings.data_dir.resolve())}
-    defaults = Settings.model_fields
+    defaults = type(settings).model_fields
     if settings.jwt_issuer != defaults["jwt_issuer"].default:
         values["COOK_JWT_ISSUER"] = settings.jwt_issuer
     if settings.jwt_audience != defaults["jwt_audience"].default:
@@ -85,7 +92,12 @@ def token_command(settings: Settings) -> str:
 def _db(args: argparse.Namespace) -> int:
     from service.embedded_db import IN_USE_EXIT, DataDirInUse, serve
 
-    data_dir = Path(args.data_dir) if args.data_dir else Settings().embedded_dir
+    if args.data_dir:
+        data_dir = Path(args.data_dir)
+    else:
+        from service.settings import Settings
+
+        data_dir = Settings().embedded_dir
     try:
         asyncio.run(serve(data_dir, args.host, args.port, args.address_file, args.parent_pipe))
     except DataDirInUse as exc:
@@ -97,6 +109,7 @@ def _db(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from auth.dev_keys import ensure_dev_keys, mint_token
     from domain.ids import parse_account_id
+    from service.settings import Settings
 
     settings = Settings()
     if not settings.is_development:
@@ -121,6 +134,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from service.settings import Settings
     from service.watch import watch
 
     token = args.token or os.environ.get("COOK_TOKEN")
@@ -133,6 +147,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _media_migrate(args: argparse.Namespace) -> int:
+    from service.settings import MediaStoreKind, Settings
 
     settings = Settings()
     if settings.mongodb_uri is None:
@@ -178,8 +193,19 @@ def _export_schema(_: argparse.Namespace) -> int:
     return 0
 
 
+def json_logs_asked() -> bool:
+    """``COOK_LOG_FORMAT=json`` (the variable's name in any case, as the settings read it)."""
+    return any(k.lower() == "cook_log_format" and v == "json" for k, v in os.environ.items())
+
+
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["db"] and not json_logs_asked():
+        # plain text, as configure_logging sets it, without importing the app
+        logging.basicConfig(level=logging.INFO, format=PLAIN_LOG_FORMAT)
+    else:
+        from service.observability import configure_logging
+
+        configure_logging()
     parser = argparse.ArgumentParser(
         prog="cook", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

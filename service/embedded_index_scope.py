@@ -31,6 +31,23 @@ def namespace_where(db_name: str, coll_name: str) -> str:
     return f"db_name = {literal(db_name)} AND coll_name = {literal(coll_name)}"
 
 
+def orphaned_probes(conn: sqlite3.Connection) -> list[str]:
+    """Cook's namespace-partial indexes (``cook_*``) whose namespace no collection has: left
+    by a dropped collection or database, or by a rename."""
+    live = {
+        namespace_where(db, coll)
+        for db, coll in conn.execute("SELECT db_name, coll_name FROM collections")
+    }
+    return [
+        name
+        for name, sql in conn.execute(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'documents' "
+            "AND name LIKE 'cook\\_%' ESCAPE '\\' AND sql LIKE '% WHERE db_name = %'"
+        ).fetchall()
+        if sql.partition(" WHERE ")[2] not in live
+    ]
+
+
 def whole_table_indexes(path: str) -> int:
     """Rebuild the indexes part 5 made partial as whole-table ones, as unpatched mongoeco
     expects (its ``hint`` names an index with its namespace as bound parameters, which a

@@ -104,6 +104,7 @@ from service.embedded_index_scope import (
     CREATE_SHARED_SCALAR_INDEX,
     in_transaction,
     namespace_where,
+    orphaned_probes,
     share_scalar_indexes,
 )
 
@@ -210,13 +211,20 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
 
     def _cook_scope_indexes(self) -> None:
         """Make every index of ``documents`` partial by its namespace; drop Cook's old
-        whole-table probe indexes. Each change is its own transaction; nothing to do costs two
-        catalog reads. Skipped inside a session's transaction (the next start does it)."""
+        whole-table probe indexes, and the probe indexes of namespaces no collection has any
+        more (mongoeco drops its own indexes with a collection, not Cook's: left behind, every
+        dropped or renamed collection's probes stayed in the schema, which SQLite parses again
+        after each DDL and weighs for every statement it prepares). Each change is its own
+        transaction, the orphans' drops one together; nothing to do costs three catalog reads.
+        Skipped inside a session's transaction (the next start does it)."""
         if not self.cook_namespaced:
             return
         conn = self._require_connection()
         if conn.in_transaction:
             return
+        orphans = orphaned_probes(conn)
+        if orphans:
+            in_transaction(conn, *(f"DROP INDEX {self._quote_identifier(n)}" for n in orphans))
         owners = {
             row[0]: (row[1], row[2])
             for row in conn.execute(
@@ -284,10 +292,18 @@ class NamespacedIndexesEngine(IndexedReadsEngine):
         self._cook_keeping_shared_scalar_index(super()._drop_indexes_sync, *args, **kwargs)
 
     def _drop_collection_sync(self, *args: Any, **kwargs: Any) -> None:
-        self._cook_keeping_shared_scalar_index(super()._drop_collection_sync, *args, **kwargs)
+        """Keeps the shared scalar index (part 8), then drops the namespace's probe indexes
+        (part 5: mongoeco drops only its own)."""
+        with self._lock:
+            drop = super()._drop_collection_sync
+            self._cook_keeping_shared_scalar_index(drop, *args, **kwargs)
+            self._cook_scope_indexes()
 
     def _drop_database_sync(self, *args: Any, **kwargs: Any) -> None:
-        self._cook_keeping_shared_scalar_index(super()._drop_database_sync, *args, **kwargs)
+        with self._lock:
+            drop = super()._drop_database_sync
+            self._cook_keeping_shared_scalar_index(drop, *args, **kwargs)
+            self._cook_scope_indexes()
 
     # --- 7. one encoding per write -------------------------------------------------------
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import MongoClient
 from pymongo.errors import InvalidOperation
 
 from orchestration.base.tools import Submitted, ToolCall, ToolSpec
@@ -20,6 +22,7 @@ from schema.rate_limits import OPERATION_LIMITS
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api, running_app
+from tests.connections import clients_of, holders
 from tests.fake_providers import FakeProvider, fake_provider, providers_json
 
 # The suite polls and races far faster than any client should; tests of the limits themselves
@@ -41,18 +44,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-# How many tests one embedded server serves before it is replaced by a fresh one (each test
-# has a database of its own either way, dropped after it). A server takes over a second of CPU
-# to start, so sharing one saves minutes; but a shared server carries what one test leaves
-# behind into the next (a background loop still polling it, the engine's cached statements:
-# see docs/testing.md), so the default stays one server per test until that is pinned down.
-# COOK_TESTS_PER_SERVER=30 shares them.
+# One embedded server per test worker (an xdist process), lent to each test in turn; each test
+# has a database of its own on it. After each test every database it left is dropped, and the
+# test fails if anything of it is still connected to the server (a loop, thread or process
+# still running would act on the next test's server: docs/testing.md); the server is then
+# replaced, as it is every ``TESTS_PER_SERVER`` tests (COOK_TESTS_PER_SERVER) and when a test
+# left it dead. The default stays 1 (a server per test, over a second of CPU each): a full run
+# sharing 100 per server on two workers still failed in bursts (docs/testing.md).
 TESTS_PER_SERVER = int(os.environ.get("COOK_TESTS_PER_SERVER", "1"))
+SYSTEM_DATABASES = frozenset({"admin", "config", "local"})
+LINGER_SECONDS = 5.0  # how long a closed client's connections may take to go
 
 
 class WorkerServers:
-    """The embedded server of one test worker (an xdist process), replaced every
-    ``TESTS_PER_SERVER`` tests, or at once when a test left it dead."""
+    """The embedded server of one test worker, replaced every ``TESTS_PER_SERVER`` tests, or
+    at once when a test left it dead or left something connected to it."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -74,9 +80,36 @@ class WorkerServers:
         self.served += 1
         return self.server
 
+    def give_back(self, server: EmbeddedDatabase) -> str | None:
+        """After a test: what it left connected to ``server`` (which is then replaced), or
+        None once every database it left is dropped."""
+        if server is not self.server or server.process is None or server.process.poll() is not None:
+            return None  # a test that stopped or killed it: the next test gets a new one
+        if self.served >= TESTS_PER_SERVER:
+            return None  # replaced before the next test: nothing of this one reaches it
+        port = port_of(server.uri)
+        deadline = time.monotonic() + LINGER_SECONDS
+        while (left := clients_of(port)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if left:
+            held = holders(left)
+            self.server.stop()
+            self.server = None
+            return "; ".join(held.get(c.local_port, f"port {c.local_port}") for c in left)
+        client: MongoClient[dict[str, Any]] = MongoClient(server.uri, timeoutMS=30_000)
+        with client:
+            for name in set(client.list_database_names()) - SYSTEM_DATABASES:
+                client.drop_database(name)
+        return None
+
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+def port_of(uri: str) -> int:
+    host_port = uri.removeprefix("mongodb://").split("/", 1)[0]
+    return int(host_port.rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="session")
@@ -87,11 +120,16 @@ def worker_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerS
 
 
 @pytest.fixture
-def embedded(worker_servers: WorkerServers) -> EmbeddedDatabase:
+def embedded(worker_servers: WorkerServers) -> Iterator[EmbeddedDatabase]:
     """This worker's embedded server, shared with the tests before and after this one (each
     test uses a database of its own). A test that stops, kills or reconfigures a server starts
-    its own ``EmbeddedDatabase`` instead (``own_embedded``)."""
-    return worker_servers.lend()
+    its own ``EmbeddedDatabase`` instead (``own_embedded``). Fails the test when it leaves a
+    client connected to the server (``WorkerServers.give_back``)."""
+    server = worker_servers.lend()
+    yield server
+    left = worker_servers.give_back(server)
+    if left is not None:
+        pytest.fail(f"the test left clients connected to its worker's shared server: {left}")
 
 
 @pytest.fixture

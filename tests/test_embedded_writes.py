@@ -62,9 +62,9 @@ def opened(engine: Any) -> Iterator[Any]:
         client.close()
 
 
-def fill(client: Any, docs: int = 40) -> None:
+def fill(client: Any, docs: int = 40, namespaces: tuple[tuple[str, str], ...] = NAMESPACES) -> None:
     """Each namespace gets indexes (one unique, one compound) and documents."""
-    for db, coll in NAMESPACES:
+    for db, coll in namespaces:
         c = client[db][coll]
         c.create_index([("k", 1)], name="k", unique=True)
         c.create_index([("g", 1), ("n", -1)], name="g_n")
@@ -499,6 +499,35 @@ def test_a_renamed_collection_takes_its_partial_indexes_along(tmp_path: Path) ->
     for name, sql in documents_indexes(path):
         if own.get(name) == ("cook", "renamed"):
             assert sql.endswith(" WHERE " + namespace_where("cook", "renamed")), sql
+
+
+def test_a_dropped_collection_or_database_leaves_none_of_its_indexes_behind(
+    tmp_path: Path,
+) -> None:
+    """mongoeco drops its own indexes with a collection; Cook's probe indexes go too, at the
+    drop or (left by an older engine) at the next start: every one names a live namespace.
+    Kept, they piled up in the schema of a long-lived server (a test suite's: every test's
+    database), which SQLite parses again after each DDL."""
+    path = tmp_path / "db.sqlite3"
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        fill(client)
+        client.drop_database("other")
+        client.cook.drop_collection("media.chunks")
+        assert client.cook.pieces.count_documents({"g": 1}) == 13
+    kept = namespace_where("cook", "pieces")
+    probes = [sql for name, sql in documents_indexes(path) if name.startswith("cook_probe_")]
+    assert probes
+    assert all(sql.endswith(" WHERE " + kept) for _, sql in documents_indexes(path))
+    with closing(sqlite3.connect(path)) as conn:  # as an engine before the drop hooks left it
+        conn.execute(
+            "CREATE INDEX cook_probe_0123456789abcdef ON documents (db_name, coll_name) WHERE "
+            + namespace_where("gone", "pieces")
+        )
+    with opened(NamespacedIndexesEngine(str(path))) as client:
+        fill(client, namespaces=NAMESPACES[1:])  # the dropped namespaces again, as before
+        assert client.other.pieces.count_documents({"g": 1}) == 13
+    assert "cook_probe_0123456789abcdef" not in dict(documents_indexes(path))
+    assert_all_partial(path)
 
 
 def stored_texts(path: Path) -> list[str]:
