@@ -95,6 +95,29 @@ async def test_a_streamed_upload_is_named_by_its_content_and_stored_once(db: Db)
     assert await store.read(ref.sha256) == data
 
 
+class CollectedUnderTheRefusal(GridFSMediaStore):
+    """The collector removes the stored copy just after an upload's insert was refused for it
+    (the copy was old and named by nothing), before the upload touches it."""
+
+    async def _touch(self, digest: str) -> bool:
+        await self._files.delete_many({"filename": digest})  # the stored copy's chunks stay:
+        return await super()._touch(digest)  # orphans, the collector's next round
+
+
+async def test_a_stored_copy_collected_while_the_same_bytes_are_uploaded_leaves_the_upload_stored(
+    db: Db,
+) -> None:
+    store = await store_of(db)
+    data = os.urandom(CHUNK_BYTES * 5 + 5)  # chunks written before the end: no early touch
+    first = await store.put(data, "application/zip")
+    racing = CollectedUnderTheRefusal(db)
+    upload = await racing.upload("application/zip")
+    await upload.write(data)
+    assert await upload.finish() == first  # once "the stored copy vanished": a failed export
+    assert await db["media.files"].count_documents({"filename": first.sha256}) == 1
+    assert await store.read(first.sha256) == data
+
+
 WRITER = """
 import asyncio, sys, time
 from pymongo import AsyncMongoClient

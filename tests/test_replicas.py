@@ -181,65 +181,67 @@ def test_an_export_whose_worker_is_killed_mid_archive_is_finished_by_another_rep
         fake.auto_finish = True
         fake.image_padding = 1_000_000  # an archive of some 6 MB: seconds to build
         owner = token(OWNER)
-        mongo: MongoClient[dict[str, Any]] = MongoClient(db.uri)
-        store = mongo[DB]
-        with api_process(env, tmp_path / "cook", tmp_path / "cook.log") as cooker:
-            pieces = cooked(cooker, owner, count=count, concurrent=3)
-        victim_env = {**env, "COOK_LEASE_SECONDS": str(lease)}
-        with api_process_handle(victim_env, tmp_path / "a", tmp_path / "a.log") as (a, victim):
-            export_id = gql(a, owner, EXPORT, {"c": pieces[0]["collectionId"]})["exportCollection"][
-                "id"
-            ]
-            deadline = time.monotonic() + 120
-            while not (job := store.exports.find_one({"_id": export_id}) or {}).get(
-                "uploadId"
-            ) or not store["media.chunks"].find_one({"files_id": ObjectId(job["uploadId"])}):
-                assert time.monotonic() < deadline, job
-                assert job.get("status") != "completed", "the export finished before the kill"
-                time.sleep(0.01)
-            victim.kill()
-            victim.wait()
-        assert job["status"] == "running"
-        half_upload = ObjectId(job["uploadId"])
-        assert store["media.chunks"].count_documents({"files_id": half_upload}) > 0
-        heir_env = {
-            **env,
-            "COOK_LEASE_SECONDS": str(lease),
-            "COOK_MEDIA_GC_GRACE_SECONDS": "1",
-            "COOK_MEDIA_GC_EVERY_SECONDS": "0.2",
-        }
-        with api_process(heir_env, tmp_path / "b", tmp_path / "b.log") as b:
-            finished = wait_export(b, owner, export_id)
-            resumed = get(b, f"/exports/{export_id}/archive", owner).content
-            assert len(resumed) == finished["sizeBytes"]
-            done = store.exports.find_one({"_id": export_id}) or {}
-            assert done["attempt"] >= 2  # taken over (a loaded machine may take it twice)
-            # The same job built again, uninterrupted, is the same archive, byte for byte.
-            store.exports.update_one(
-                {"_id": export_id},
-                {
-                    "$set": {
-                        "status": "pending",
-                        "done": 0,
-                        "attempt": 0,
-                        "activeKey": done["collectionId"],
+        mongo: MongoClient[dict[str, Any]]
+        with MongoClient(db.uri) as mongo:  # closed on failure too (else a later test warns)
+            store = mongo[DB]
+            with api_process(env, tmp_path / "cook", tmp_path / "cook.log") as cooker:
+                pieces = cooked(cooker, owner, count=count, concurrent=3)
+            victim_env = {**env, "COOK_LEASE_SECONDS": str(lease)}
+            with api_process_handle(victim_env, tmp_path / "a", tmp_path / "a.log") as (a, victim):
+                export_id = gql(a, owner, EXPORT, {"c": pieces[0]["collectionId"]})[
+                    "exportCollection"
+                ]["id"]
+                deadline = time.monotonic() + 120
+                while not (job := store.exports.find_one({"_id": export_id}) or {}).get(
+                    "uploadId"
+                ) or not store["media.chunks"].find_one({"files_id": ObjectId(job["uploadId"])}):
+                    assert time.monotonic() < deadline, job
+                    assert job.get("status") != "completed", "the export finished before the kill"
+                    time.sleep(0.01)
+                victim.kill()
+                victim.wait()
+            assert job["status"] == "running"
+            half_upload = ObjectId(job["uploadId"])
+            assert store["media.chunks"].count_documents({"files_id": half_upload}) > 0
+            heir_env = {
+                **env,
+                "COOK_LEASE_SECONDS": str(lease),
+                "COOK_MEDIA_GC_GRACE_SECONDS": "1",
+                "COOK_MEDIA_GC_EVERY_SECONDS": "0.2",
+            }
+            with api_process(heir_env, tmp_path / "b", tmp_path / "b.log") as b:
+                finished = wait_export(b, owner, export_id)
+                resumed = get(b, f"/exports/{export_id}/archive", owner).content
+                assert len(resumed) == finished["sizeBytes"]
+                done = store.exports.find_one({"_id": export_id}) or {}
+                assert done["attempt"] >= 2  # taken over (a loaded machine may take it twice)
+                # The same job built again, uninterrupted, is the same archive, byte for byte.
+                store.exports.update_one(
+                    {"_id": export_id},
+                    {
+                        "$set": {
+                            "status": "pending",
+                            "done": 0,
+                            "attempt": 0,
+                            "activeKey": done["collectionId"],
+                        },
+                        "$unset": {"archiveSha256": "", "sizeBytes": ""},
                     },
-                    "$unset": {"archiveSha256": "", "sizeBytes": ""},
-                },
-            )
-            again = wait_export(b, owner, export_id)
-            assert (store.exports.find_one({"_id": export_id}) or {})["archiveSha256"] == done[
-                "archiveSha256"
-            ]
-            assert get(b, f"/exports/{export_id}/archive", owner).content == resumed
-            assert again["sizeBytes"] == finished["sizeBytes"]
-            deadline = time.monotonic() + 30
-            while orphan_chunks(store):
-                assert time.monotonic() < deadline, f"{orphan_chunks(store)} orphan chunks remain"
-                time.sleep(0.2)
-            assert store["media.chunks"].count_documents({"files_id": half_upload}) == 0
-            # Every image is still there: every one is named by its piece.
-            assert store["media.files"].count_documents({"metadata.contentType": "image/png"}) == (
-                count
-            )
-        mongo.close()
+                )
+                again = wait_export(b, owner, export_id)
+                assert (store.exports.find_one({"_id": export_id}) or {})["archiveSha256"] == done[
+                    "archiveSha256"
+                ]
+                assert get(b, f"/exports/{export_id}/archive", owner).content == resumed
+                assert again["sizeBytes"] == finished["sizeBytes"]
+                deadline = time.monotonic() + 30
+                while orphan_chunks(store):
+                    assert time.monotonic() < deadline, (
+                        f"{orphan_chunks(store)} orphan chunks remain"
+                    )
+                    time.sleep(0.2)
+                assert store["media.chunks"].count_documents({"files_id": half_upload}) == 0
+                # Every image is still there: every one is named by its piece.
+                assert store["media.files"].count_documents(
+                    {"metadata.contentType": "image/png"}
+                ) == (count)

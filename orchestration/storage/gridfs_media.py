@@ -44,6 +44,7 @@ type Document = dict[str, Any]
 BUCKET = "media"
 CHUNK_BYTES = 255 * 1024  # GridFS's default chunk size
 CHUNKS_PER_WRITE = 4  # about 1 MiB per insert_many (the embedded engine writes each at once)
+SEAL_TRIES = 3  # a stored copy collected under a refused insert: the insert is tried again
 COLLECT_BATCH = 500
 ROUND_TRIP_SECONDS = 120.0  # per batch of chunks (about 1 MiB) written or chunk read
 
@@ -100,23 +101,30 @@ class GridFSMediaStore:
             )
 
     async def _seal(self, files_id: ObjectId, digest: str, length: int, kind: str) -> bool:
-        """Write the file document; False when the same bytes were stored meanwhile."""
-        at = clock.now()
-        try:
-            await self._files.insert_one(
-                {
-                    "_id": files_id,
-                    "filename": digest,
-                    "length": length,
-                    "chunkSize": CHUNK_BYTES,
-                    "uploadDate": at,
-                    "metadata": {"contentType": kind, "touchedAt": at},
-                }
-            )
-        except DuplicateKeyError:
-            await self._drop_chunks(files_id)
-            return False
-        return True
+        """Write the file document: True when these chunks became the stored copy, False when
+        the same bytes were already stored (that copy is touched, these chunks dropped). A
+        copy that the collector removes between our refused insert and the touch (it was old
+        and unnamed) leaves the name free: the insert is tried again, our chunks still there."""
+        for _ in range(SEAL_TRIES):
+            at = clock.now()
+            try:
+                await self._files.insert_one(
+                    {
+                        "_id": files_id,
+                        "filename": digest,
+                        "length": length,
+                        "chunkSize": CHUNK_BYTES,
+                        "uploadDate": at,
+                        "metadata": {"contentType": kind, "touchedAt": at},
+                    }
+                )
+            except DuplicateKeyError:
+                if await self._touch(digest):
+                    await self._drop_chunks(files_id)
+                    return False
+                continue
+            return True
+        raise RuntimeError("the stored copy kept vanishing while storing it again; retry")
 
     async def _drop_chunks(self, files_id: ObjectId) -> None:
         # The first chunk last: an upload's chunks are found through it (``first_chunks``).
@@ -273,9 +281,6 @@ class GridFSUpload:
             return ref  # nothing written yet and already stored: done
         await self._flush(final=True)
         sealed = await self._store._seal(self._files_id, digest, self._size, self._content_type)
-        if not sealed and not await self._store._touch(digest):
-            # The winner of the race was collected in between (it was old and unnamed).
-            raise RuntimeError("the stored copy vanished while storing it again; retry")
         metrics.media_bytes_stored.inc(self._size if sealed else 0)
         return ref
 
