@@ -29,12 +29,15 @@ class Background:
             self._log.error("background task failed", exc_info=task.exception())
 
     async def stop(self) -> None:
-        """Cancel every task and wait for each to finish its ``finally`` blocks."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Cancel every task and wait for each to finish its ``finally`` blocks, again for any
+        task spawned meanwhile (a cancelled fill pass or completion may ask for a relay): none
+        may outlive the stop and use the database client closed after it."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def idle(self) -> None:
         """Wait until no task is left (for tests). Waits on unfinished tasks only: a finished
