@@ -42,6 +42,7 @@ from pymongo import AsyncMongoClient
 
 from bench import progress_latency
 from bench.common import PROCESS_ENV, clone_pieces, owner_token, quantile
+from orchestration.catalog.collections import MAX_TOTAL_SUPPLY
 from tests.api import collection_input
 from tests.processes import api_process_handle, gql
 
@@ -308,7 +309,7 @@ def start_cook_at(stored: int, samples: int) -> float:
     """Median ms of ``startCook`` (each cook then cancelled) with ``stored`` pieces stored."""
     with tempfile.TemporaryDirectory(prefix="cook-userpath-") as tmp, serve(Path(tmp)) as running:
         base, token, _, _, uri = running
-        col = collection(base, token, stored * 4)
+        col = collection(base, token, min(stored * 4, MAX_TOTAL_SUPPLY))
         first = run_cook(base, token, col, 1, 1)
         assert first["status"] == "COMPLETED", first
         asyncio.run(seed(uri, col, stored - 1))
