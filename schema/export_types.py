@@ -17,6 +17,7 @@ from orchestration.results.export_archive import (
     MAX_DESCRIPTION,
     ExportOptions,
 )
+from schema.byte_count import ByteCount
 from schema.cook_types import PieceStatus, usd
 from schema.node import Node
 from schema.types import PageInfo
@@ -89,7 +90,9 @@ class Export(Node):
     done: int = strawberry.field(description="Pieces written so far by the current attempt.")
     attempt: int = strawberry.field(description="How many times a worker has started it.")
     error: str | None
-    size_bytes: int | None
+    size_bytes: ByteCount | None = strawberry.field(
+        description="The archive's size once COMPLETED (an archive may pass 2 GiB)."
+    )
     provenance_hash: str | None = strawberry.field(
         description="SHA-256 over the concatenated hex SHA-256 of every image, in number order."
     )
@@ -119,7 +122,7 @@ class Export(Node):
             done=e.done,
             attempt=e.attempt,
             error=e.error,
-            size_bytes=e.size_bytes,
+            size_bytes=None if e.size_bytes is None else ByteCount(e.size_bytes),
             provenance_hash=e.provenance_hash,
             download_url=export_domain.archive_url(e.id)
             if e.status is export_domain.ExportStatus.COMPLETED

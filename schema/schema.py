@@ -23,6 +23,7 @@ from resolvers import notifications as wh
 from resolvers import pieces as pc
 from resolvers import spells as sp
 from resolvers import viewer as me
+from schema.byte_count import BYTE_COUNT_SCALAR, ByteCount
 from schema.cook_types import Cook, CookConnection, CookEvent, Piece, PieceConnection, Preview
 from schema.errors import CodedErrors, log_unexpected
 from schema.export_types import CollectionAnalytics, Export, ExportConnection
@@ -162,7 +163,7 @@ def build_schema(
         types=[ManualCategory, GeneratedCategory],
         extensions=[*extensions, CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
-        scalar_overrides={JSON: JSON_SCALAR},
+        scalar_overrides={JSON: JSON_SCALAR, ByteCount: BYTE_COUNT_SCALAR},
     )
 
 
