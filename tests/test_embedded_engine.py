@@ -9,7 +9,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,15 +139,15 @@ def test_the_differential_run_catches_each_part_of_the_fix_broken(
 
 
 @contextmanager
-def wire_server(engine: Any) -> Iterator[str]:
-    """mongoeco's wire server on ``engine`` in a thread of this process; yields its URI."""
+def serving(server: Any) -> Iterator[str]:
+    """``server`` (a wire server not yet started) in a thread of this process; yields its URI."""
     started = threading.Event()
     address: list[str] = []
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
     async def main() -> None:
-        async with AsyncMongoEcoProxyServer(engine=engine, host="127.0.0.1", port=0) as srv:
+        async with server as srv:
             address.append(f"mongodb://127.0.0.1:{srv.address.port}/?directConnection=true")
             started.set()
             await stop.wait()
@@ -161,6 +161,11 @@ def wire_server(engine: Any) -> Iterator[str]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(30)
         loop.close()
+
+
+def wire_server(engine: Any) -> AbstractContextManager[str]:
+    """mongoeco's wire server on ``engine`` in a thread of this process; yields its URI."""
+    return serving(AsyncMongoEcoProxyServer(engine=engine, host="127.0.0.1", port=0))
 
 
 @pytest.mark.parametrize("kind", ["clean", "messy"])

@@ -5,12 +5,10 @@ documents of every BSON type read back as raw bytes."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import decimal
 import random
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from service.embedded_db import make_wire_server
 from service.embedded_wire import CookWireServer, encode_reply, op_msg_response
 from service.embedded_writes import NamespacedIndexesEngine as CookEngine
 from tests import engine_diff
+from tests.test_embedded_engine import serving
 
 
 def leaves() -> list[Any]:
@@ -134,31 +133,6 @@ def test_a_value_neither_encoder_knows_fails_alike() -> None:
                 encode({"v": value})
             failures.append(type(caught.value))
         assert failures[0] is failures[1]
-
-
-@contextmanager
-def serving(server: Any) -> Iterator[str]:
-    """``server`` (a wire server not yet started) in a thread of this process; yields its URI."""
-    started = threading.Event()
-    address: list[str] = []
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        async with server as srv:
-            address.append(f"mongodb://127.0.0.1:{srv.address.port}/?directConnection=true")
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert started.wait(30), "the wire server did not start"
-    try:
-        yield address[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
 
 
 @contextmanager
