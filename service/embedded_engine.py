@@ -90,7 +90,6 @@ from mongoeco.engines._sqlite_fast_paths import (
     build_select_sql,
     build_select_statement_with_custom_order,
 )
-from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.engines.sqlite_query import (
     _translate_equals_scalar_only,
     _translate_same_type_comparison,
@@ -99,6 +98,8 @@ from mongoeco.engines.sqlite_query import (
     type_expression_sql,
     value_expression_sql,
 )
+
+from service.embedded_rollback import EndedSessionsEngine
 
 Fragment = tuple[str, list[object]]
 Types = frozenset[str | None]  # json_type values present at a field; None: missing
@@ -121,7 +122,7 @@ NOT_PLAIN = object()
 _DECODE_ACCEPTS_WRAPPERS: dict[Any, bool] = {}  # per codec decode function (part 5)
 
 
-class FlatInsertSQLiteEngine(SQLiteEngine):
+class FlatInsertSQLiteEngine(EndedSessionsEngine):
     """SQLiteEngine whose inserts stay O(log n) as a collection grows.
 
     Two scans made each insert linear in the collection's size:

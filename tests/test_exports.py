@@ -211,48 +211,47 @@ async def test_an_export_left_behind_by_a_crashed_process_is_finished_after_a_re
         collection, _ = await reviewed_collection(api)
         job = await wait_for_export(api, (await start_export(api, collection["id"]))["id"])
         original = (await download(api, job)).content
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
-    db = client[settings.db_name]
-    store = GridFSMediaStore(db)
-    for state in ("running", "pending"):
-        archives = db["media.files"].find({"metadata.contentType": "application/zip"})
-        async for doc in archives:  # the archive is gone: only its rebuild can bring it back
-            await db["media.chunks"].delete_many({"files_id": doc["_id"]})
-            await db["media.files"].delete_one({"_id": doc["_id"]})
-        half = await store.upload("application/zip")
-        await half.write(original[: len(original) // 2])
-        await half._flush(final=True)
-        left: dict[str, Any] = {"status": state, "done": 2, "activeKey": collection["id"]}
-        if state == "running":
-            left |= {
-                "leaseOwner": "dead",
-                "leaseExpiresAt": clock.now() - timedelta(seconds=1),
-                "uploadId": half.id,
-            }
-        await db["exports"].update_one(
-            {"_id": job["id"]},
-            {
-                "$set": left,
-                "$unset": {
-                    "finishedAt": "",
-                    "sizeBytes": "",
-                    "provenanceHash": "",
-                    "archiveSha256": "",
+    async with AsyncMongoClient[dict[str, Any]](settings.mongodb_uri, tz_aware=True) as client:
+        db = client[settings.db_name]
+        store = GridFSMediaStore(db)
+        for state in ("running", "pending"):
+            archives = db["media.files"].find({"metadata.contentType": "application/zip"})
+            async for doc in archives:  # the archive is gone: only its rebuild can bring it back
+                await db["media.chunks"].delete_many({"files_id": doc["_id"]})
+                await db["media.files"].delete_one({"_id": doc["_id"]})
+            half = await store.upload("application/zip")
+            await half.write(original[: len(original) // 2])
+            await half._flush(final=True)
+            left: dict[str, Any] = {"status": state, "done": 2, "activeKey": collection["id"]}
+            if state == "running":
+                left |= {
+                    "leaseOwner": "dead",
+                    "leaseExpiresAt": clock.now() - timedelta(seconds=1),
+                    "uploadId": half.id,
+                }
+            await db["exports"].update_one(
+                {"_id": job["id"]},
+                {
+                    "$set": left,
+                    "$unset": {
+                        "finishedAt": "",
+                        "sizeBytes": "",
+                        "provenanceHash": "",
+                        "archiveSha256": "",
+                    },
                 },
-            },
-        )
-        async with running_app(settings) as restarted:
-            resumed = await wait_for_export(restarted, job["id"])
-            assert resumed["status"] == "COMPLETED", resumed
-            assert resumed["provenanceHash"] == job["provenanceHash"]
-            assert (await download(restarted, resumed)).content == original
-        assert await db["media.chunks"].count_documents({"files_id": ObjectId(half.id)}) > 0
-        await asyncio.sleep(1.1)  # an upload's age is known to the second (its ObjectId)
-        removed = await MediaCollector(db, store, grace_seconds=0.1, every_seconds=1).collect()
-        assert removed == 1  # the half archive; the finished one is named by the job
-        assert await db["media.chunks"].count_documents({"files_id": ObjectId(half.id)}) == 0
-    await client.drop_database(settings.db_name)
-    await client.close()
+            )
+            async with running_app(settings) as restarted:
+                resumed = await wait_for_export(restarted, job["id"])
+                assert resumed["status"] == "COMPLETED", resumed
+                assert resumed["provenanceHash"] == job["provenanceHash"]
+                assert (await download(restarted, resumed)).content == original
+            assert await db["media.chunks"].count_documents({"files_id": ObjectId(half.id)}) > 0
+            await asyncio.sleep(1.1)  # an upload's age is known to the second (its ObjectId)
+            removed = await MediaCollector(db, store, grace_seconds=0.1, every_seconds=1).collect()
+            assert removed == 1  # the half archive; the finished one is named by the job
+            assert await db["media.chunks"].count_documents({"files_id": ObjectId(half.id)}) == 0
+        await client.drop_database(settings.db_name)
 
 
 async def test_the_archive_download_answers_byte_ranges_and_validators(api: Api) -> None:
