@@ -5,17 +5,17 @@ spawns ``python -m service db`` and talks to it over a real connection, as to Mo
 
 Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngine``, on
 ``FlatInsertSQLiteEngine``), ``service/embedded_writes.py`` (``NamespacedIndexesEngine``, the
-engine used), ``service/embedded_rollback.py`` (``EndedSessionsEngine``, at their base) and
+engine used), ``service/embedded_races.py`` (``RaceSafeEngine``, at their base) and
 ``service/embedded_wire.py`` (``CookWireServer``, the wire server used), pinned to the exact
 mongoeco version (4.11.0): inserts and reads that scanned the whole collection now use indexes,
 each write pays only for its own collection's indexes, the change-event dispatch, which no wire
-client can consume, is off, a write whose session ends midway is still rolled back, and replies
+client can consume, is off, two races that lost or failed writes are closed, and replies
 are encoded in one C pass. On another version the plain engine and server run, after the
 indexes are made whole-table again. ``tests/test_embedded_db.py`` proves duplicates are still
 refused, insert latency stays flat as a collection grows, and reads never fail beside writes;
 ``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns,
 ``tests/test_embedded_wire.py`` that replies are the bytes mongoeco's server writes,
-``tests/test_embedded_sessions.py`` that an ended session leaves no transaction open.
+``tests/test_embedded_races.py`` that neither race loses or fails a write.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ from mongoeco.engines.sqlite_query import (
     value_expression_sql,
 )
 
-from service.embedded_rollback import EndedSessionsEngine
+from service.embedded_races import RaceSafeEngine
 
 Fragment = tuple[str, list[object]]
 Types = frozenset[str | None]  # json_type values present at a field; None: missing
@@ -122,7 +122,7 @@ NOT_PLAIN = object()
 _DECODE_ACCEPTS_WRAPPERS: dict[Any, bool] = {}  # per codec decode function (part 5)
 
 
-class FlatInsertSQLiteEngine(EndedSessionsEngine):
+class FlatInsertSQLiteEngine(RaceSafeEngine):
     """SQLiteEngine whose inserts stay O(log n) as a collection grows.
 
     Two scans made each insert linear in the collection's size:

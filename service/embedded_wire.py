@@ -31,6 +31,7 @@ the differential workload over the wire against mongoeco's own server.
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import Any
 
@@ -38,9 +39,12 @@ import bson
 from bson.binary import STANDARD
 from bson.codec_options import CodecOptions, TypeRegistry
 from mongoeco._types._bson_values import Binary as MongoecoBinary
+from mongoeco.errors import MongoEcoError
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from mongoeco.wire.bson_bridge import encode_wire_value
 from mongoeco.wire.protocol import OP_MSG
+
+log = logging.getLogger("service.embedded_db")
 
 BINARY_MARKER = 5  # bson.Binary._type_marker
 
@@ -65,7 +69,14 @@ def op_msg_response(document: dict[str, Any], *, request_id: int, response_to: i
 
 
 class CookWireServer(AsyncMongoEcoProxyServer):  # type: ignore[misc]  # untyped
-    """mongoeco's wire server whose OP_MSG replies are encoded in one C pass (part 8)."""
+    """mongoeco's wire server whose OP_MSG replies are encoded in one C pass (part 8), and
+    which logs, with its traceback, a command that failed for a reason other than a MongoDB
+    error (mongoeco answers it with only the exception's message)."""
+
+    def _wire_failure(self, error: Exception, header: Any, state: Any) -> None:
+        if not isinstance(error, MongoEcoError):
+            log.error("%s failed inside the server", state.command_name, exc_info=error)
+        super()._wire_failure(error, header, state)
 
     def _render_wire_result(self, header: Any, request_id: int, state: Any) -> bytes | None:
         if state.disposition == "suppress" or header.op_code != OP_MSG:

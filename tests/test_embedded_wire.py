@@ -29,6 +29,7 @@ from mongoeco.wire import AsyncMongoEcoProxyServer
 from mongoeco.wire.bson_bridge import encode_wire_value
 from mongoeco.wire.protocol import encode_op_msg_response
 from pymongo import MongoClient
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from service import embedded_wire
 from service.embedded_db import make_wire_server
@@ -196,3 +197,29 @@ def test_another_mongoeco_version_gets_mongoecos_own_server(
     assert type(make_wire_server(engine, "127.0.0.1", 0)) is CookWireServer
     monkeypatch.setattr(mongoeco, "__version__", "4.12.0")
     assert type(make_wire_server(engine, "127.0.0.1", 0)) is AsyncMongoEcoProxyServer
+
+
+class BrokenEngine(CookEngine):
+    """Fails every write to the collection ``broken`` with an error no MongoDB would raise."""
+
+    def _invalidate_collection_features_cache(
+        self, db_name: str | None = None, coll_name: str | None = None
+    ) -> None:
+        if coll_name == "broken":
+            raise RuntimeError("a bug inside the server")
+        super()._invalidate_collection_features_cache(db_name, coll_name)
+
+
+def test_a_command_failing_inside_the_server_is_logged_with_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = BrokenEngine(str(tmp_path / "cook.sqlite3"))
+    with serving(make_wire_server(engine, "127.0.0.1", 0)) as uri, MongoClient(uri) as client:
+        client.db.fine.insert_one({"_id": 1})
+        with pytest.raises(OperationFailure, match="a bug inside the server"):
+            client.db.broken.insert_one({"_id": 1})
+        with pytest.raises(DuplicateKeyError):  # a MongoDB error: the client's business
+            client.db.fine.insert_one({"_id": 1})
+    logged = [r for r in caplog.records if r.name == "service.embedded_db" and r.exc_info]
+    assert [r.getMessage() for r in logged] == ["insert failed inside the server"]
+    assert "a bug inside the server" in caplog.text

@@ -1,16 +1,14 @@
-"""A session ended while one of its writes runs must not leave the server's connection inside
-that write's transaction.
+"""Races of the embedded engine that lost or failed writes (``service/embedded_races.py``).
 
-A client that stops (an API process shutting down, a cancelled request) sends ``endSessions``
-for the sessions it pooled, and one of them may still be in a write the server is running.
-mongoeco 4.11.0 then refused both the write's commit and its rollback ("the session is already
-closed"), so the ``BEGIN IMMEDIATE`` stayed open on the connection every write shares: every
-later write became a savepoint inside it, seen by that connection and by nobody else, never
-committed. Readers on their own connections saw the database stop at that moment (an export
-whose archive had no chunks), and the change outbox found the file locked.
-
-The write is held at a known point inside its transaction, so ``endSessions`` lands there every
-time.
+1. A session ended while one of its writes runs must not leave the server's connection inside
+   that write's transaction. A client that stops (an API process shutting down, a cancelled
+   request) sends ``endSessions`` for the sessions it pooled, and one of them may still be in a
+   write the server is running. mongoeco 4.11.0 then refused both the write's commit and its
+   rollback, so the ``BEGIN IMMEDIATE`` stayed open on the connection every write shares:
+   every later write became a savepoint inside it, never committed. The write is held at a
+   known point inside its transaction, so ``endSessions`` lands there every time.
+2. A write's invalidation of the collection-features cache must not fail while a reader (which
+   plans without the engine's lock) fills that cache.
 """
 
 from __future__ import annotations
@@ -96,3 +94,28 @@ def test_a_write_whose_session_ends_midway_leaves_later_writes_committed_for_eve
             seen = {d["_id"]: d.get("state") for d in reader.cook.stalled.find({}, {"state": 1})}
         assert seen.get("after") == "waiting", seen
         assert seen.get("p0") == "running", seen
+
+
+def test_a_write_invalidating_the_features_cache_while_a_reader_fills_it_does_not_fail(
+    tmp_path: Path,
+) -> None:
+    engine = NamespacedIndexesEngine(str(tmp_path / "cook.sqlite3"))
+    cache: dict[tuple[Any, ...], Any] = engine._collection_features_cache
+    stop = threading.Event()
+
+    def reader() -> None:  # what planning a find does, many times, with no lock
+        n = 0
+        while not stop.is_set():
+            cache[("cook", "pieces", "field", n)] = True
+            n += 1
+            if n % 5_000 == 0:
+                cache.clear()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(2_000):  # a write's invalidation, each one a pass over the keys
+            engine._invalidate_collection_features_cache("cook", "cooks")
+    finally:
+        stop.set()
+        thread.join()
