@@ -26,6 +26,7 @@ from schema.cook_types import (
     Preview,
     ReviewOutcome,
 )
+from schema.shared_events import shared_payload
 
 COLLECTION_ID = "A collection id (`col_` and 32 hex digits)."
 COOK_ID = "A cook id (`ck_` and 32 hex digits)."
@@ -207,4 +208,4 @@ async def cook_progress(
         ctx.require_principal(), parse_cook_id(cook_id, "cookId"), after_seq
     )
     async for progress in feed:
-        yield CookProgress.from_domain(progress)
+        yield shared_payload(progress, CookProgress.from_domain)

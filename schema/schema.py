@@ -34,6 +34,7 @@ from schema.preview_types import LayerPreview
 from schema.query_cost import QueryLimits
 from schema.rate_limits import OperationLimiter
 from schema.scalars import JSON_SCALAR
+from schema.shared_events import SharedEventExecutor
 from schema.spell_types import Spell, SpellConnection
 from schema.types import (
     Collection,
@@ -164,6 +165,7 @@ def build_schema(
         extensions=[*extensions, CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
         scalar_overrides={JSON: JSON_SCALAR, ByteCount: BYTE_COUNT_SCALAR},
+        execution_context_class=SharedEventExecutor,
     )
 
 

@@ -68,6 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
         http="h11",
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         ws_max_size=MAX_BODY_BYTES,
+        # Progress messages are a few hundred bytes, sent to every subscriber: compressing each
+        # cost more CPU than anything else per message but the send (bench section 3).
+        ws_per_message_deflate=False,
     )
     return 0
 
