@@ -48,10 +48,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # has a database of its own on it. After each test every database it left is dropped, and the
 # test fails if anything of it is still connected to the server (a loop, thread or process
 # still running would act on the next test's server: docs/testing.md); the server is then
-# replaced, as it is every ``TESTS_PER_SERVER`` tests (COOK_TESTS_PER_SERVER) and when a test
-# left it dead. The default stays 1 (a server per test, over a second of CPU each): a full run
-# sharing 100 per server on two workers still failed in bursts (docs/testing.md).
-TESTS_PER_SERVER = int(os.environ.get("COOK_TESTS_PER_SERVER", "1"))
+# replaced, as it is every ``TESTS_PER_SERVER`` tests (COOK_TESTS_PER_SERVER, default 100;
+# 1 gives every test a server of its own) and when a test left it dead. Sharing saves the
+# second of CPU a server takes to start; it became the default once the two engine races that
+# made shared runs fail in bursts were found and closed (service/embedded_races.py).
+TESTS_PER_SERVER = int(os.environ.get("COOK_TESTS_PER_SERVER", "100"))
 SYSTEM_DATABASES = frozenset({"admin", "config", "local"})
 LINGER_SECONDS = 5.0  # how long a closed client's connections may take to go
 
