@@ -129,9 +129,13 @@ def draw(canvas: Image.Image, layer: Image.Image, style: Style) -> Image.Image:
 
 def compose(layers: Sequence[tuple[bytes, Style]], size: tuple[int, int]) -> bytes:
     """The piece's image: each layer in order over a transparent canvas, as a PNG."""
+    return compose_decoded([(decode(data), style) for data, style in layers], size)
+
+
+def compose_decoded(layers: Sequence[tuple[Image.Image, Style]], size: tuple[int, int]) -> bytes:
+    """``compose`` of layers decoded already (``decode``); none of them is changed."""
     canvas = Image.new("RGBA", size, (0, 0, 0, 0))
-    for data, style in layers:
-        layer = decode(data)
+    for layer, style in layers:
         if layer.size != size:
             raise BadLayer(f"is {layer.size[0]}x{layer.size[1]}, not {size[0]}x{size[1]}")
         canvas = draw(canvas, layer, style)

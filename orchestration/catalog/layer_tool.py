@@ -15,7 +15,6 @@ nothing is half-written (the stores remove an unfinished file's bytes).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -57,20 +56,20 @@ def layers_tool(
             for trait in traits
             if (layer := layer_set.find(trait["category"], trait["name"])) is not None
         ]
-        try:
-            data = await asyncio.gather(*(media.read(layer.sha256) for _, layer in found))
-        except Exception as exc:
-            reason = store_trouble(exc) or "a stored layer is unreadable"
-            raise ToolFailure(f"layers: {reason}", retryable=True) from exc
-        drawn = [
-            (d, layer_set.style(trait["category"]))
-            for d, (trait, _) in zip(data, found, strict=True)
-        ]
+        drawn = [(layer.sha256, layer_set.style(trait["category"])) for trait, layer in found]
         if not drawn:
             raise ToolFailure("layers: no drawn trait has a layer", retryable=False)
         size = (layer_set.width, layer_set.height)
+
+        async def read(sha256: str) -> bytes:  # only the layers a worker has not decoded yet
+            try:
+                return await media.read(sha256)
+            except Exception as exc:
+                reason = store_trouble(exc) or "a stored layer is unreadable"
+                raise ToolFailure(f"layers: {reason}", retryable=True) from exc
+
         try:
-            image = await compositor.compose(drawn, size)
+            image = await compositor.compose(drawn, size, read)
         except BadLayer as exc:
             raise ToolFailure(f"layers: a stored layer {exc}", retryable=False) from exc
         except CompositorBroken as exc:
