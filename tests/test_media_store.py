@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gridfs.errors import CorruptGridFile
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -79,6 +80,33 @@ async def test_any_byte_range_streams_exactly_those_bytes(db: Db) -> None:
     for start, end in cuts:
         got = b"".join([c async for c in store.stream(ref.sha256, start, end)])
         assert got == data[start:end]
+
+
+async def test_a_file_larger_than_the_wires_largest_message_streams_whole(db: Db) -> None:
+    """The embedded server answers a find with every match in one reply unless asked for a
+    batch size; a file's chunks past 48 MB in one reply failed its download (a 351 MiB
+    archive in bench section 8)."""
+    store = await store_of(db)
+    upload = await store.upload("application/zip")
+    block = os.urandom(1024 * 1024)
+    for n in range(50):
+        await upload.write(block[n:] + block[:n])
+    ref = await upload.finish()
+    digest = hashlib.sha256()
+    async for piece in store.stream(ref.sha256):
+        digest.update(piece)
+    assert digest.hexdigest() == ref.sha256
+    tail = b"".join([c async for c in store.stream(ref.sha256, ref.size - 10)])
+    assert tail == (block[49:] + block[:49])[-10:]
+
+
+async def test_a_missing_chunk_fails_the_read_and_never_shortens_it(db: Db) -> None:
+    store = await store_of(db)
+    data = os.urandom(CHUNK_BYTES * 3)
+    ref = await store.put(data, "application/zip")
+    await db["media.chunks"].delete_one({"n": 1})
+    with pytest.raises(CorruptGridFile, match="chunk #1"):
+        await store.read(ref.sha256)
 
 
 async def test_a_streamed_upload_is_named_by_its_content_and_stored_once(db: Db) -> None:

@@ -13,7 +13,10 @@ re-stores a file either keeps it alive or, if the collector won, stores it anew.
 
 Chunks are written by the store itself (``insert_many`` of several chunks per round trip,
 each insert its own document) rather than through ``AsyncGridIn``, which writes the file
-document under a name fixed before the bytes are known; reads go through the bucket.
+document under a name fixed before the bytes are known. Reads query the chunks themselves
+too, in batches of ``CHUNKS_PER_READ``, rather than through the bucket's ``GridOut``, whose
+find asks for no batch size: the embedded server then answered a large file's chunks in one
+reply past the wire's 48 MB limit, and a 351 MiB archive could not be downloaded.
 
 Each round trip carrying file bytes (a batch of chunks written, a chunk read) gets its own
 time budget, ``ROUND_TRIP_SECONDS``, instead of the client's per-operation ``timeoutMS``
@@ -30,7 +33,7 @@ from typing import Any
 
 import pymongo
 from bson import Binary, ObjectId
-from gridfs import AsyncGridFSBucket, NoFile
+from gridfs.errors import CorruptGridFile
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -46,12 +49,12 @@ CHUNK_BYTES = 255 * 1024  # GridFS's default chunk size
 CHUNKS_PER_WRITE = 4  # about 1 MiB per insert_many (the embedded engine writes each at once)
 SEAL_TRIES = 3  # a stored copy collected under a refused insert: the insert is tried again
 COLLECT_BATCH = 500
-ROUND_TRIP_SECONDS = 120.0  # per batch of chunks (about 1 MiB) written or chunk read
+CHUNKS_PER_READ = 16  # about 4 MiB per reply of a read
+ROUND_TRIP_SECONDS = 120.0  # per batch of chunks written (about 1 MiB) or read (about 4 MiB)
 
 
 class GridFSMediaStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._bucket = AsyncGridFSBucket(db, bucket_name=BUCKET, chunk_size_bytes=CHUNK_BYTES)
         self._files = db[f"{BUCKET}.files"]
         self._chunks = db[f"{BUCKET}.chunks"]
 
@@ -158,25 +161,37 @@ class GridFSMediaStore:
     async def stream(
         self, sha256: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` of a stored file, a chunk at a time, read in batches of
+        ``CHUNKS_PER_READ`` (about 4 MiB): a server that answers a find with every match in
+        one reply (mongoeco does, however large) would send a large file's chunks as one
+        message past the wire's maximum, and the read failed."""
+        doc = await self._files.find_one(
+            {"filename": check_digest(sha256)}, {"length": 1, "chunkSize": 1}
+        )
+        if doc is None:
+            raise FileNotFoundError(sha256)
+        length, size = int(doc["length"]), int(doc["chunkSize"])
+        stop = length if end is None else min(end, length)
+        if start >= stop:
+            return
+        first, last = start // size, (stop - 1) // size
+        chunks = (
+            self._chunks.find(
+                {"files_id": doc["_id"], "n": {"$gte": first, "$lte": last}}, {"n": 1, "data": 1}
+            )
+            .sort("n", ASCENDING)
+            .batch_size(CHUNKS_PER_READ)
+        )
         try:
-            out = await self._bucket.open_download_stream_by_name(check_digest(sha256))
-        except NoFile as exc:
-            raise FileNotFoundError(sha256) from exc
-        try:
-            stop = out.length if end is None else min(end, out.length)
-            if start:
-                await out.seek(start)
-            left = stop - start
-            while left > 0:
+            for n in range(first, last + 1):
                 with pymongo.timeout(ROUND_TRIP_SECONDS):
-                    chunk: bytes = await out.readchunk()
-                if not chunk:
-                    return
-                piece = chunk[:left]
-                left -= len(piece)
-                yield piece
+                    chunk = await anext(chunks, None)
+                data: bytes = b"" if chunk is None or chunk["n"] != n else bytes(chunk["data"])
+                if len(data) != min(size, length - n * size):
+                    raise CorruptGridFile(f"chunk #{n} of {sha256} is missing or truncated")
+                yield data[max(start - n * size, 0) : stop - n * size]
         finally:
-            await out.close()
+            await chunks.close()
 
     # --- collecting ---------------------------------------------------------------------
 
