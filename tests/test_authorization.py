@@ -430,6 +430,7 @@ async def test_each_operation_answers_each_kind_of_caller_as_expected(
         caller, expected = CALLERS[i], op.expect[i]
         if expected == OK and op.writes and wrote:
             target = await make_target(api)
+        await notified(api)
         before = await snapshot(api)
         body = await run(api, op, target, caller)
         errors = body.get("errors") or []
@@ -465,6 +466,21 @@ async def run(api: Api, op: Operation, target: Target, caller: str | None) -> di
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
     return {"data": first.data, "errors": [e.formatted for e in first.errors or []]}
+
+
+async def notified(api: Api) -> None:
+    """Wait until the notifier has taken every ended cook's and export's marker: it works on
+    its own schedule, and its bookkeeping between two snapshots is not the refused call's."""
+    db = api.app.state.runtime.client[api.settings.db_name]
+    for _ in range(400):
+        marked = [
+            await db[name].count_documents({"notify": {"$exists": True}})
+            for name in ("cooks", "exports")
+        ]
+        if not any(marked):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the notifier left a marker for 20 s")
 
 
 async def snapshot(api: Api) -> dict[str, list[dict[str, Any]]]:
