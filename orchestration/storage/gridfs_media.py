@@ -5,7 +5,7 @@ Chunks (``media.chunks``: ``files_id``, ``n``, ``data``) are written first under
 last, with ``filename`` = the SHA-256 of the bytes under a unique index. So a file exists
 only once all its chunks do, the same bytes are stored once however many processes race to
 store them (the loser of the unique key deletes its own chunks and uses the winner's), and a
-reader (PyMongo's ``AsyncGridFSBucket``, by name) sees a whole file or none.
+reader (this store, or PyMongo's ``AsyncGridFSBucket`` by name) sees a whole file or none.
 
 Storing bytes that are already stored sets ``metadata.touchedAt`` on the file, and the
 collector deletes a file only by a conditional delete on an old ``touchedAt``: a put that
