@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import statistics
 import tempfile
 import time
@@ -63,8 +64,11 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 def embedded() -> Iterator[tuple[EmbeddedDatabase, Path]]:
     """A fresh embedded server on its own directory, and a data directory beside it."""
     root = Path(tempfile.mkdtemp(prefix="cook-bench-"))
-    with EmbeddedDatabase(root / "db") as db:
-        yield db, root
+    try:
+        with EmbeddedDatabase(root / "db") as db:
+            yield db, root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # a full run left gigabytes behind
 
 
 def bench_settings(uri: str, root: Path, **overrides: Any) -> Settings:

@@ -45,6 +45,7 @@ from pymongo import AsyncMongoClient
 from bench.common import PROCESS_ENV, embedded, owner_token, table
 from orchestration.art.layers import PNG_COMPRESS_LEVEL
 from orchestration.storage.gridfs_media import GridFSMediaStore
+from service.allocator import keep_large_buffers
 from tests.api import collection_input
 from tests.layer_files import IMPORT
 from tests.processes import api_process_handle, gql
@@ -292,6 +293,7 @@ async def _all_piece_ids(uri: str) -> list[str]:
 
 
 async def _gridfs(uri: str, files: int, size: int) -> GridFSRate:
+    keep_large_buffers()  # the store's process set up as ``cook serve`` sets up its own
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         uri, tz_aware=True, timeoutMS=600_000
     )

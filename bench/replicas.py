@@ -13,6 +13,7 @@ ratio shows what replicas cost or buy on one machine, not on one each.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -39,14 +40,17 @@ def measure(load: Load) -> list[Outcome]:
     outcomes = []
     for processes in (1, 3):
         root = Path(tempfile.mkdtemp(prefix="cook-bench-replicas-"))
-        outcome = run_load(
-            root,
-            processes=processes,
-            count=load.pieces,
-            readers=load.readers,
-            subscribers=load.subscribers,
-            kill=False,
-        )
+        try:
+            outcome = run_load(
+                root,
+                processes=processes,
+                count=load.pieces,
+                readers=load.readers,
+                subscribers=load.subscribers,
+                kill=False,
+            )
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
         if outcome.problems:
             raise AssertionError(outcome.problems)
         outcomes.append(outcome)

@@ -30,10 +30,12 @@ PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service.allocator import keep_large_buffers
     from service.app import create_app
     from service.boundary import MAX_BODY_BYTES, MAX_HEADER_BYTES
     from service.settings import Settings
 
+    keep_large_buffers()  # images and media chunks: the same as the embedded server's
     settings = Settings()
     if settings.mongodb_uri is None:
         from service.embedded_db import IN_USE_EXIT, data_dir_in_use

@@ -4,18 +4,23 @@ The API never runs the engine in its own event loop (the engine's work blocks th
 spawns ``python -m service db`` and talks to it over a real connection, as to MongoDB.
 
 Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngine``, on
-``FlatInsertSQLiteEngine``), ``service/embedded_writes.py`` (``NamespacedIndexesEngine``, the
-engine used), ``service/embedded_races.py`` (``RaceSafeEngine``, at their base) and
-``service/embedded_wire.py`` (``CookWireServer``, the wire server used), pinned to the exact
-mongoeco version (4.11.0): inserts and reads that scanned the whole collection now use indexes,
-each write pays only for its own collection's indexes, the change-event dispatch, which no wire
-client can consume, is off, two races that lost or failed writes are closed, and replies
-are encoded in one C pass. On another version the plain engine and server run, after the
-indexes are made whole-table again. ``tests/test_embedded_db.py`` proves duplicates are still
-refused, insert latency stays flat as a collection grows, and reads never fail beside writes;
+``FlatInsertSQLiteEngine``), ``service/embedded_writes.py`` (``NamespacedIndexesEngine``),
+``service/embedded_checkpoints.py`` (``CheckpointedEngine``, the engine used),
+``service/embedded_races.py`` (``RaceSafeEngine``, at their base),
+``service/embedded_wire.py`` (``CookWireServer``, the wire server used) and
+``service/embedded_boundary.py``, pinned to the exact mongoeco version (4.11.0): inserts and
+reads that scanned the whole collection now use indexes, each write pays only for its own
+collection's indexes, the change-event dispatch, which no wire client can consume, is off,
+two races that lost or failed writes are closed, WAL checkpoints run beside the writes, large
+binaries come in without a hex round trip, and replies are encoded in one C pass. The server
+process keeps freed large buffers for reuse (``service/allocator.py``). On another version
+the plain engine and server run, after the indexes are made whole-table again.
+``tests/test_embedded_db.py`` proves duplicates are still refused, insert latency stays flat as
+a collection grows, and reads never fail beside writes;
 ``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns,
 ``tests/test_embedded_wire.py`` that replies are the bytes mongoeco's server writes,
-``tests/test_embedded_races.py`` that neither race loses or fails a write.
+``tests/test_embedded_races.py`` that neither race loses or fails a write,
+``tests/test_embedded_checkpoints.py`` and ``tests/test_embedded_boundary.py`` the rest.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
+from service.allocator import keep_large_buffers
 from service.embedded_index_scope import private_scalar_indexes, whole_table_indexes
 
 log = logging.getLogger(__name__)
@@ -58,9 +64,9 @@ def make_engine(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = str(data_dir / DATABASE_FILE)
     if insert_fix_applies():
-        from service.embedded_writes import NamespacedIndexesEngine  # imports private modules
+        from service.embedded_checkpoints import CheckpointedEngine  # imports private modules
 
-        return NamespacedIndexesEngine(path)
+        return CheckpointedEngine(path)
     log.warning(
         "mongoeco %s is not %s: inserts and reads are O(collection size) without the fixes",
         mongoeco.__version__,
@@ -74,10 +80,13 @@ def make_engine(data_dir: Path) -> Any:
 
 def make_wire_server(engine: Any, host: str, port: int) -> Any:
     """mongoeco's wire server; on the pinned version, the one whose replies are encoded in one
-    C pass (``service/embedded_wire.py``)."""
+    C pass (``service/embedded_wire.py``), with large binaries brought in without a hex round
+    trip (``service/embedded_boundary.py``)."""
     if insert_fix_applies():
+        from service import embedded_boundary
         from service.embedded_wire import CookWireServer  # imports private modules
 
+        embedded_boundary.install()
         return CookWireServer(engine=engine, host=host, port=port)
     return AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
 
@@ -131,6 +140,7 @@ async def serve(
     The data directory is locked first: a second server on it exits with ``DataDirInUse``.
     """
     lock = lock_data_dir(data_dir)
+    keep_large_buffers()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
