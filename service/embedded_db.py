@@ -38,10 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mongoeco
-from mongoeco.engines.sqlite import SQLiteEngine
-from mongoeco.wire import AsyncMongoEcoProxyServer
-from pymongo import MongoClient
+import mongoeco  # the package alone: its engine and wire server are imported where used, so
+from pymongo import MongoClient  # an API process that only starts a server does not load them
 
 from service.allocator import keep_large_buffers
 from service.embedded_index_scope import private_scalar_indexes, whole_table_indexes
@@ -75,6 +73,8 @@ def make_engine(data_dir: Path) -> Any:
     if Path(path).exists():
         whole_table_indexes(path)  # the plain engine cannot use namespace-partial indexes
         private_scalar_indexes(path)  # and drops a scalar index's physical index with it
+    from mongoeco.engines.sqlite import SQLiteEngine
+
     return SQLiteEngine(path)
 
 
@@ -88,6 +88,8 @@ def make_wire_server(engine: Any, host: str, port: int) -> Any:
 
         embedded_boundary.install()
         return CookWireServer(engine=engine, host=host, port=port)
+    from mongoeco.wire import AsyncMongoEcoProxyServer
+
     return AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
 
 

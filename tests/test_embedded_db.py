@@ -169,3 +169,25 @@ def test_reads_never_fail_while_writes_run_alongside(embedded: EmbeddedDatabase)
             t.join()
         writer_client.drop_database(name)
     assert errors == []
+
+
+def test_an_api_process_that_only_starts_the_server_does_not_load_its_engine() -> None:
+    """The engine and the wire server are imported by the server's process alone (about half
+    a second of every API process's start, paid by every replica and every test process)."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, service.app, service.embedded_db; "
+            "print(sorted(m for m in sys.modules if m.startswith('mongoeco.')"
+            " and m != 'mongoeco._version'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert loaded.stdout.strip() == "[]"
