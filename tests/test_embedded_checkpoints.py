@@ -42,8 +42,8 @@ def test_a_write_reaches_the_database_file_by_the_thread_and_not_by_the_writer(
         time.sleep(5 * POLL_SECONDS)  # the first commits' checkpoint, if any, is taken
         before = path.stat().st_size
         collection.insert_one({"_id": 1, "data": os.urandom(WRITE_BYTES // 2)})  # hex: twice
-        # Without the thread the write stays in the log: no writer checkpoints below the
-        # backstop. With it, the database file takes the pages soon after the commit.
+        # Without the thread the write stays in the log (it is below the size at which a
+        # writer checkpoints). With it, the database file takes the pages soon after.
         assert database_file_grows(path, before, within=3.0 if background else 1.0) is background
         assert collection.find_one({"_id": 1}, {"_id": 1}) == {"_id": 1}
     finally:
