@@ -20,7 +20,6 @@ the trim threshold is worse: it turns off the adaptive mmap threshold, and every
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -33,11 +32,8 @@ TRIM_THRESHOLD = 128 * 2**20
 
 def keep_large_buffers() -> bool:
     """Set the thresholds (module docstring); True when the C library took them."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

@@ -8,9 +8,10 @@
     loop's thread, a fifth of the embedded server's CPU while a file was being stored.
 
     ``install`` wraps ``to_internal``: the top-level values of a plain document that are large
-    binaries (``bytes``, ``bson``'s or mongoeco's ``Binary``, at least ``LARGE`` bytes) are
-    replaced by empty ones of the same type and subtype, the rest is normalized by mongoeco's
-    own ``to_internal``, and the values are put back as that round trip would have made them:
+    binaries (``bytes``, ``bson``'s or mongoeco's ``Binary``, at least ``LARGE`` bytes, as for
+    the row's encoding in ``embedded_writes``) are replaced by empty ones of the same type and
+    subtype, the rest is normalized by mongoeco's own ``to_internal``, and the values are put
+    back as that round trip would have made them:
     the same bytes (``bytes`` stays ``bytes``; a ``Binary`` becomes mongoeco's immutable
     internal binary of the same subtype). The encoding of a binary does not depend on its
     bytes, only on its type and subtype, so everything else comes out the same. Where the
@@ -29,7 +30,8 @@ from bson import Binary
 from mongoeco._types._bson_values import Binary as MongoecoBinary
 from mongoeco.core import codec
 
-LARGE = 4096  # bytes: smaller binaries take mongoeco's path (the round trip is cheap there)
+from service.embedded_writes import LARGE  # the same "large binary" as the row's encoding
+
 LIFTED: frozenset[type] = frozenset({bytes, Binary, MongoecoBinary, codec._InternalBsonBinary})
 
 _mongoeco_to_internal = codec.DocumentCodec.to_internal

@@ -81,16 +81,18 @@ class Checkpointer:
         self.thread.join()
 
     def _run(self) -> None:
-        connection = sqlite3.connect(self._path, check_same_thread=False)
+        connection = sqlite3.connect(self._path)
         try:
-            seen = None
+            seen, failing = None, False
             while not self._stopping.wait(POLL_SECONDS):
                 try:
                     version = connection.execute("PRAGMA data_version").fetchone()[0]
                     if version != seen:
                         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                        seen = version
+                        seen, failing = version, False
                 except sqlite3.Error:  # tried again at the next poll; the backstop still runs
-                    log.warning("a WAL checkpoint failed", exc_info=True)
+                    if not failing:  # once per run of failures, not 20 times a second
+                        log.warning("a WAL checkpoint failed", exc_info=True)
+                    failing = True
         finally:
             connection.close()
