@@ -6,7 +6,8 @@ version. None of them changes a result; each one only lets SQLite find the same 
 ``FlatInsertSQLiteEngine`` (inserts):
 
 1. mongoeco scanned every stored document to check a new ``_id``; skipped for non-numeric ids;
-2. the change-event dispatch, which no wire client can consume, is off.
+2. the change-event dispatch, which no wire client can consume, is off, and no change consumer
+   is registered (one whose checkpoint never moved made commands fail 10,000 writes later).
 
 ``IndexedReadsEngine`` (reads), on top of it:
 
@@ -90,6 +91,7 @@ from mongoeco.engines._sqlite_fast_paths import (
     build_select_sql,
     build_select_statement_with_custom_order,
 )
+from mongoeco.engines._sqlite_outbox import outbox_info
 from mongoeco.engines.sqlite_query import (
     _translate_equals_scalar_only,
     _translate_same_type_comparison,
@@ -188,6 +190,24 @@ class FlatInsertSQLiteEngine(RaceSafeEngine):
         release that failed) froze every insert of the whole server for up to its 30 s TTL.
         The outbox itself stays bounded by mongoeco's own compaction (10,000 entries).
         """
+
+    def register_change_consumer(
+        self, consumer_id: str, *, initial_checkpoint: int | None = None, durable: bool = False
+    ) -> int:
+        """Record no consumer: the outbox's newest sequence, as a fresh registration gets.
+
+        mongoeco registers a consumer for each change hub that prepares to write, and the
+        wire server makes a hub of its own for every ``$changeStream`` it is asked for (and
+        refuses): Cook's API asks once at each start. With the dispatch off, such a consumer's
+        checkpoint never moved, so 10,000 writes later mongoeco's compaction had pruned the
+        history after it, and when a new hub got the same ``id()`` (its consumer id) and
+        registered again, mongoeco refused it ("change history after sequence ... is no longer
+        available"): whatever command had made that hub failed. Nothing can consume the
+        events, so nothing is registered, and each write's event is pruned in its own
+        transaction, as on a server nobody ever asked for a change stream.
+        """
+        with self._change_delivery_storage(allow_transactional_registration=True) as conn:
+            return int(outbox_info(conn)["newestSequence"])
 
 
 class IndexedReadsEngine(FlatInsertSQLiteEngine):

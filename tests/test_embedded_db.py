@@ -3,19 +3,24 @@ refused, and acknowledged writes surviving a SIGKILL."""
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mongoeco import MongoClient as DirectClient
+from mongoeco.engines.sqlite import SQLiteEngine
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from service.embedded_db import EmbeddedDatabase, insert_fix_applies
+from service.embedded_checkpoints import CheckpointedEngine
+from service.embedded_db import DATABASE_FILE, EmbeddedDatabase, insert_fix_applies
 
 GROWN_SIZE = 10_000
 SAMPLES = 60
@@ -26,10 +31,12 @@ ALLOWED_GROWTH = 3.0  # median insert at 10,000 documents vs. into an empty coll
 def client(embedded: EmbeddedDatabase) -> Iterator[MongoClient[dict[str, Any]]]:
     c: MongoClient[dict[str, Any]] = MongoClient(embedded.uri)
     before = set(c.list_database_names())
-    yield c
-    for name in set(c.list_database_names()) - before:
-        c.drop_database(name)
-    c.close()
+    try:
+        yield c
+        for name in set(c.list_database_names()) - before:
+            c.drop_database(name)
+    finally:
+        c.close()
 
 
 def piece(i: int) -> dict[str, Any]:
@@ -105,6 +112,50 @@ def test_a_unique_key_that_later_becomes_an_array_is_still_checked(
     with pytest.raises(DuplicateKeyError):
         coll.insert_one({"_id": "b", "k": "y"})
     coll.insert_one({"_id": "c", "k": "z"})
+
+
+@pytest.mark.parametrize("engine", ["mongoeco", "cook"])
+def test_a_change_consumer_that_writes_outrun_does_not_fail_a_later_registration(
+    tmp_path: Path, engine: str
+) -> None:
+    """The failure the wire server met: a change hub's consumer registered (for a refused
+    ``$changeStream``), the dispatch off so its checkpoint never moves, more writes than the
+    outbox keeps, then a hub with the same consumer id registers again. mongoeco refuses it
+    and so fails the command; Cook's engine registers no consumer to be outrun."""
+    kept = 5  # the outbox's capacity; 10,000 by default
+    made = (SQLiteEngine if engine == "mongoeco" else CheckpointedEngine)(
+        str(tmp_path / "cook.sqlite3"), change_outbox_max_entries=kept
+    )
+    client = DirectClient(engine=made)
+    try:
+        client.db.things.insert_one({"_id": "first"})  # connects the engine
+        made.register_change_consumer("local-change-hub:x:1")
+        client.db.things.insert_many([{"_id": i} for i in range(3 * kept)])
+        if engine == "mongoeco":
+            with pytest.raises(OperationFailure, match="no longer available"):
+                made.register_change_consumer("local-change-hub:x:1")
+        else:
+            made.register_change_consumer("local-change-hub:x:1")
+            client.db.things.insert_one({"_id": "after"})
+            assert client.db.things.count_documents({}) == 3 * kept + 2
+    finally:
+        client.close()
+
+
+def test_a_refused_change_stream_leaves_no_change_consumer_on_the_server(tmp_path: Path) -> None:
+    db = EmbeddedDatabase(tmp_path / "db")
+    db.start()
+    try:
+        with MongoClient(db.uri) as c:
+            with pytest.raises(OperationFailure, match=r"\$changeStream"):
+                c.cook.events.watch([{"$match": {"operationType": "insert"}}])
+            c.cook.events.insert_many([{"_id": i} for i in range(20)])
+            with closing(sqlite3.connect(tmp_path / "db" / DATABASE_FILE)) as file:
+                consumers = file.execute("SELECT consumer_id FROM change_outbox_consumers")
+                assert consumers.fetchall() == []
+                assert file.execute("SELECT COUNT(*) FROM change_outbox").fetchone() == (0,)
+    finally:
+        db.stop()
 
 
 def test_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:

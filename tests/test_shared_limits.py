@@ -33,7 +33,10 @@ VIEWER = "query { viewer { id } }"
 CREATE = "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }"
 START = "mutation($c: ID!) { startCook(collectionId: $c, count: 3) { id } }"
 PROGRESS = "subscription($id: ID!) { cookProgress(cookId: $id) { seq status } }"
-TIMEOUT_MS = 300  # COOK_RATE_LIMIT_TIMEOUT_MS: the longest a request waits on Redis
+# COOK_RATE_LIMIT_TIMEOUT_MS: the longest a request waits on Redis. A check that takes longer
+# is let through uncounted, by design; at 300 ms, 13 checks at once on a process sharing two
+# loaded cores with the rest of the suite sometimes did, and a burst got more than its allowance.
+TIMEOUT_MS = 1000
 
 
 def environment(redis: RedisServer, http: int, ops: dict[str, str]) -> dict[str, str]:
