@@ -83,58 +83,74 @@ def settled(cook: dict[str, Any]) -> bool:
 
 
 async def make_target(api: Api) -> Target:
-    made = await api.data(
-        'mutation($u: String!) { createWebhookEndpoint(url: $u, events: ["cook.completed"]) '
-        "{ id } }",
-        {"u": CLOSED_PORT_URL},
+    """The owner's things, made side by side: each part waits on its own cook or export."""
+
+    async def endpoint() -> str:
+        made = await api.data(
+            'mutation($u: String!) { createWebhookEndpoint(url: $u, events: ["cook.completed"]) '
+            "{ id } }",
+            {"u": CLOSED_PORT_URL},
+        )
+        found: str = made["createWebhookEndpoint"]["id"]
+        return found
+
+    async def running() -> tuple[str, str]:
+        slow = await api.create_collection(as_=OWNER, **with_test_tool(latencyMs=20_000))
+        cook = await start_cook(api, slow["id"], count=2, maxConcurrent=1)
+        await wait_for_cook(
+            api,
+            cook["id"],
+            lambda c: c["numbers"]["inFlight"] == 1 and c["lastSeq"] >= 2 and settled(c),
+            extra="events(first: 500) { seq }",
+        )
+        return slow["id"], cook["id"]
+
+    async def spare() -> str:
+        made = await api.create_collection(as_=OWNER)
+        layer = await upload(
+            api,
+            "mutation($c: ID!, $file: Upload!) { uploadLayer(collectionId: $c, category: "
+            '"Animal", trait: "Cat", file: $file) { width } }',
+            {"c": made["id"]},
+            {"file": ("cat.png", PIXEL, "image/png")},
+        )
+        assert "errors" not in layer, layer
+        found: str = made["id"]
+        return found
+
+    async def exported() -> tuple[str, str, str]:
+        done = await api.create_collection(as_=OWNER)
+        finished = await wait_for_cook(
+            api,
+            (await start_cook(api, done["id"], count=1))["id"],
+            lambda c: c["status"] == "COMPLETED" and settled(c),
+            extra="pieces { id } events(first: 500) { seq }",
+        )
+        piece = finished["pieces"][0]["id"]
+        await api.data(
+            "mutation($p: ID!) { reviewPieces(decisions: [{pieceId: $p, outcome: ACCEPTED}]) "
+            "{ id } }",
+            {"p": piece},
+        )
+        export = await wait_for_export(api, (await start_export(api, done["id"]))["id"])
+        return done["id"], piece, export["id"]
+
+    async def spell() -> str:
+        made = await api.data(
+            "mutation($i: SpellInput!) { createSpell(input: $i) { id } }",
+            {"i": {"name": "mine", "steps": [{"toolId": "prompt", "params": {"p": "[[Animal]]"}}]}},
+        )
+        found: str = made["createSpell"]["id"]
+        return found
+
+    # The endpoint exists before any cook ends: the completed cook's delivery is the one that
+    # fails (the slow cook ends only when cancelled).
+    hook = await endpoint()
+    (collection, cook), spare_id, (done, piece, export), spell_id = await asyncio.gather(
+        running(), spare(), exported(), spell()
     )
-    endpoint = made["createWebhookEndpoint"]["id"]
-    slow = await api.create_collection(as_=OWNER, **with_test_tool(latencyMs=20_000))
-    cook = await start_cook(api, slow["id"], count=2, maxConcurrent=1)
-    await wait_for_cook(
-        api,
-        cook["id"],
-        lambda c: c["numbers"]["inFlight"] == 1 and c["lastSeq"] >= 2 and settled(c),
-        extra="events(first: 500) { seq }",
-    )
-    spare = await api.create_collection(as_=OWNER)
-    layer = await upload(
-        api,
-        'mutation($c: ID!, $file: Upload!) { uploadLayer(collectionId: $c, category: "Animal", '
-        'trait: "Cat", file: $file) { width } }',
-        {"c": spare["id"]},
-        {"file": ("cat.png", PIXEL, "image/png")},
-    )
-    assert "errors" not in layer, layer
-    done = await api.create_collection(as_=OWNER)
-    finished = await wait_for_cook(
-        api,
-        (await start_cook(api, done["id"], count=1))["id"],
-        lambda c: c["status"] == "COMPLETED" and settled(c),
-        extra="pieces { id } events(first: 500) { seq }",
-    )
-    spell = await api.data(
-        "mutation($i: SpellInput!) { createSpell(input: $i) { id } }",
-        {"i": {"name": "mine", "steps": [{"toolId": "prompt", "params": {"p": "[[Animal]]"}}]}},
-    )
-    piece = finished["pieces"][0]["id"]
-    await api.data(
-        "mutation($p: ID!) { reviewPieces(decisions: [{pieceId: $p, outcome: ACCEPTED}]) { id } }",
-        {"p": piece},
-    )
-    export = await wait_for_export(api, (await start_export(api, done["id"]))["id"])
-    delivery = await failed_delivery(api, endpoint)
-    return Target(
-        slow["id"],
-        cook["id"],
-        spare["id"],
-        piece,
-        done["id"],
-        export["id"],
-        spell["createSpell"]["id"],
-        endpoint,
-        delivery,
-    )
+    delivery = await failed_delivery(api, hook)
+    return Target(collection, cook, spare_id, piece, done, export, spell_id, hook, delivery)
 
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/hooks"  # the discard port: nothing listens
