@@ -142,20 +142,17 @@ def test_a_change_consumer_that_writes_outrun_does_not_fail_a_later_registration
         client.close()
 
 
-def test_a_refused_change_stream_leaves_no_change_consumer_on_the_server(tmp_path: Path) -> None:
-    db = EmbeddedDatabase(tmp_path / "db")
-    db.start()
-    try:
-        with MongoClient(db.uri) as c:
-            with pytest.raises(OperationFailure, match=r"\$changeStream"):
-                c.cook.events.watch([{"$match": {"operationType": "insert"}}])
-            c.cook.events.insert_many([{"_id": i} for i in range(20)])
-            with closing(sqlite3.connect(tmp_path / "db" / DATABASE_FILE)) as file:
-                consumers = file.execute("SELECT consumer_id FROM change_outbox_consumers")
-                assert consumers.fetchall() == []
-                assert file.execute("SELECT COUNT(*) FROM change_outbox").fetchone() == (0,)
-    finally:
-        db.stop()
+def test_a_refused_change_stream_leaves_no_change_consumer_on_the_server(
+    client: MongoClient[dict[str, Any]], embedded: EmbeddedDatabase
+) -> None:
+    events = client[f"cs_{uuid.uuid4().hex[:8]}"]["events"]
+    with pytest.raises(OperationFailure, match=r"\$changeStream"):
+        events.watch([{"$match": {"operationType": "insert"}}])
+    events.insert_many([{"_id": i} for i in range(20)])
+    with closing(sqlite3.connect(embedded.data_dir / DATABASE_FILE)) as file:
+        consumers = file.execute("SELECT consumer_id FROM change_outbox_consumers")
+        assert consumers.fetchall() == []
+        assert file.execute("SELECT COUNT(*) FROM change_outbox").fetchone() == (0,)
 
 
 def test_acknowledged_writes_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
