@@ -30,10 +30,12 @@ PLAIN_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service import collector
     from service.allocator import keep_large_buffers
     from service.app import create_app
     from service.boundary import MAX_BODY_BYTES, MAX_HEADER_BYTES
     from service.settings import Settings
+    from service.websocket_writes import CoalescingWebSocketProtocol
 
     keep_large_buffers()  # images and media chunks: the same as the embedded server's
     settings = Settings()
@@ -57,8 +59,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  A token:   {token_command(settings)}   (add --admin for an admin)")
         print("  Then paste it into the studio, or send Authorization: Bearer <token>")
     sys.stdout.flush()
+    app = create_app(settings)
+    collector.tune()  # after the app is built: see service/collector.py
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
@@ -73,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Progress messages are a few hundred bytes, sent to every subscriber: compressing each
         # cost more CPU than anything else per message but the send (bench section 3).
         ws_per_message_deflate=False,
+        ws=CoalescingWebSocketProtocol,  # frames written together: service/websocket_writes.py
     )
     return 0
 

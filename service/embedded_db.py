@@ -41,6 +41,7 @@ from typing import Any
 import mongoeco  # the package alone: its engine and wire server are imported where used, so
 from pymongo import MongoClient  # an API process that only starts a server does not load them
 
+from service import collector
 from service.allocator import keep_large_buffers
 from service.embedded_index_scope import private_scalar_indexes, whole_table_indexes
 
@@ -156,6 +157,7 @@ async def serve(
         async with make_wire_server(engine, host, port) as srv:
             address = srv.address
             uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
+            collector.tune()  # the engine is built and serving: see service/collector.py
             if address_file is not None:
                 tmp = address_file.with_suffix(".tmp")
                 tmp.write_text(uri)

@@ -5,6 +5,7 @@ a token closes the WebSocket with 4403 (a close frame, not a dropped socket)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -18,9 +19,9 @@ from websockets.exceptions import ConnectionClosed
 
 from auth.dev_keys import ensure_dev_keys
 from service.boundary import MAX_HEADER_BYTES
-from tests.api import OWNER
+from tests.api import OWNER, collection_input
 from tests.hostile import hostile_token
-from tests.processes import api_process
+from tests.processes import api_process, gql
 
 pytestmark = pytest.mark.slow
 VIEWER = {"query": "{ viewer { id } }"}
@@ -109,3 +110,46 @@ async def test_a_malformed_websocket_message_is_closed_4400_over_a_real_socket(
                 await ws.recv()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4400, text
+
+
+SUBSCRIPTION = "subscription($id: ID!) { cookProgress(cookId: $id) { seq event { seq } } }"
+
+
+async def test_frames_written_together_still_arrive_one_message_each_in_order(
+    server: tuple[str, Path],
+) -> None:
+    """``cook serve`` writes a connection's frames of one pass together
+    (``service/websocket_writes.py``): a subscriber still gets every event, one message each,
+    in order, and then ``complete``."""
+    base, data = server
+    owner = token(data)
+    made = await asyncio.to_thread(
+        gql,
+        base,
+        owner,
+        "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { id } }",
+        {"i": collection_input(generator={"toolId": "prompt"})},
+    )
+    url = base.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {owner}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        cook = await asyncio.to_thread(
+            gql,
+            base,
+            owner,
+            "mutation($c: ID!) { startCook(collectionId: $c, count: 12, maxConcurrent: 6) { id } }",
+            {"c": made["createCollection"]["id"]},
+        )
+        payload = {"query": SUBSCRIPTION, "variables": {"id": cook["startCook"]["id"]}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        seqs: list[int] = []
+        async with asyncio.timeout(60):
+            while (message := json.loads(await ws.recv()))["type"] != "complete":
+                assert message["type"] == "next", message
+                event = message["payload"]["data"]["cookProgress"]["event"]
+                if event is not None:
+                    seqs.append(event["seq"])
+    assert len(seqs) >= 24  # a start and a completion per piece at least
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
