@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from auth.tokens import identify
 from domain.errors import UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_SECONDS, ErrorCode
 from orchestration.art.compositing import Compositor
-from orchestration.base import observed
+from orchestration.base import observed, tls
 from orchestration.base.limit_storage import LimitStorage
 from orchestration.base.sharding import is_sharded_cluster
 from orchestration.generators.providers import ProviderContext, build_toolbox
@@ -80,7 +80,9 @@ def create_app(
                 tracing.start()
                 stack.callback(tracing.stop)
             client = await stack.enter_async_context(connect(settings))
-            http = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(follow_redirects=False, verify=tls.verifying())
+            )
             db = client[settings.db_name]
             store = await media(settings, db)
             compositor = Compositor(settings.compose_workers)

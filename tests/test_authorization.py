@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,17 +65,38 @@ class Operation:
 
 @dataclass(frozen=True)
 class Target:
-    """The owner's things every operation is tried on."""
+    """The owner's things an operation is tried on: those its variables name (``needs``),
+    each left empty when the operation cannot reach it."""
 
-    collection: str  # with a running cook
-    cook: str  # running, one piece in flight for seconds
-    spare: str  # a collection with no cook, and one layer (for previewLayers)
-    piece: str  # a completed, accepted piece
-    done: str  # its collection, with a completed export
-    export: str  # that export
-    spell: str
+    collection: str = ""  # with a running cook
+    cook: str = ""  # running, one piece in flight for seconds
+    spare: str = ""  # a collection with no cook, and one layer (for previewLayers)
+    piece: str = ""  # a completed, accepted piece
+    done: str = ""  # its collection, with a completed export
+    export: str = ""  # that export
+    spell: str = ""
     endpoint: str = ""  # a webhook endpoint (to a closed loopback port, allow-listed here)
     delivery: str = ""  # its delivery of the completed cook, FAILED
+
+
+# The parts of a target each variable reaches: a variable no part is listed for ($input,
+# $create, $file, ...) carries its own value.
+PARTS = {
+    "id": "running",
+    "cook": "running",
+    "spare": "spare",
+    "piece": "exported",
+    "done": "exported",
+    "export": "exported",
+    "spell": "spell",
+    "endpoint": "endpoint",
+    "delivery": "delivery",
+}
+
+
+def needs(document: str) -> set[str]:
+    """The parts of a target the operation's variables reach."""
+    return {PARTS[name] for name in re.findall(r"\$(\w+)", document) if name in PARTS}
 
 
 def settled(cook: dict[str, Any]) -> bool:
@@ -82,8 +104,10 @@ def settled(cook: dict[str, Any]) -> bool:
     return len(cook["events"]) == cook["lastSeq"]
 
 
-async def make_target(api: Api) -> Target:
-    """The owner's things, made side by side: each part waits on its own cook or export."""
+async def make_target(api: Api, parts: set[str]) -> Target:
+    """The owner's things of ``parts`` (``needs``), made side by side: each part waits on its
+    own cook or export. Only what the operation can reach is made: a refused call must change
+    nothing (the whole database is compared), and what it cannot name it cannot change."""
 
     async def endpoint() -> str:
         made = await api.data(
@@ -94,7 +118,7 @@ async def make_target(api: Api) -> Target:
         found: str = made["createWebhookEndpoint"]["id"]
         return found
 
-    async def running() -> tuple[str, str]:
+    async def running() -> dict[str, str]:
         slow = await api.create_collection(as_=OWNER, **with_test_tool(latencyMs=20_000))
         cook = await start_cook(api, slow["id"], count=2, maxConcurrent=1)
         await wait_for_cook(
@@ -103,9 +127,9 @@ async def make_target(api: Api) -> Target:
             lambda c: c["numbers"]["inFlight"] == 1 and c["lastSeq"] >= 2 and settled(c),
             extra="events(first: 500) { seq }",
         )
-        return slow["id"], cook["id"]
+        return {"collection": slow["id"], "cook": cook["id"]}
 
-    async def spare() -> str:
+    async def spare() -> dict[str, str]:
         made = await api.create_collection(as_=OWNER)
         layer = await upload(
             api,
@@ -115,10 +139,9 @@ async def make_target(api: Api) -> Target:
             {"file": ("cat.png", PIXEL, "image/png")},
         )
         assert "errors" not in layer, layer
-        found: str = made["id"]
-        return found
+        return {"spare": made["id"]}
 
-    async def exported() -> tuple[str, str, str]:
+    async def exported() -> dict[str, str]:
         done = await api.create_collection(as_=OWNER)
         finished = await wait_for_cook(
             api,
@@ -133,24 +156,28 @@ async def make_target(api: Api) -> Target:
             {"p": piece},
         )
         export = await wait_for_export(api, (await start_export(api, done["id"]))["id"])
-        return done["id"], piece, export["id"]
+        return {"done": done["id"], "piece": piece, "export": export["id"]}
 
-    async def spell() -> str:
+    async def spell() -> dict[str, str]:
         made = await api.data(
             "mutation($i: SpellInput!) { createSpell(input: $i) { id } }",
             {"i": {"name": "mine", "steps": [{"toolId": "prompt", "params": {"p": "[[Animal]]"}}]}},
         )
-        found: str = made["createSpell"]["id"]
-        return found
+        return {"spell": made["createSpell"]["id"]}
 
-    # The endpoint exists before any cook ends: the completed cook's delivery is the one that
-    # fails (the slow cook ends only when cancelled).
-    hook = await endpoint()
-    (collection, cook), spare_id, (done, piece, export), spell_id = await asyncio.gather(
-        running(), spare(), exported(), spell()
-    )
-    delivery = await failed_delivery(api, hook)
-    return Target(collection, cook, spare_id, piece, done, export, spell_id, hook, delivery)
+    fields: dict[str, str] = {}
+    # A delivery is the completed cook's to an endpoint made before it ended (the slow cook
+    # ends only when cancelled).
+    if "endpoint" in parts or "delivery" in parts:
+        fields["endpoint"] = await endpoint()
+    if "delivery" in parts:
+        parts = parts | {"exported"}
+    made = {"running": running, "spare": spare, "exported": exported, "spell": spell}
+    for found in await asyncio.gather(*(make() for part, make in made.items() if part in parts)):
+        fields.update(found)
+    if "delivery" in parts:
+        fields["delivery"] = await failed_delivery(api, fields["endpoint"])
+    return Target(**fields)
 
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/hooks"  # the discard port: nothing listens
@@ -438,14 +465,15 @@ async def test_each_operation_answers_each_kind_of_caller_as_expected(
 ) -> None:
     """Refused callers first, on one target (a refusal must change nothing, so they can share
     it); each caller allowed to write gets a fresh target of its own."""
-    target = await make_target(api)
+    parts = needs(op.document)
+    target = await make_target(api, parts)
     order = sorted(range(len(CALLERS)), key=lambda i: op.expect[i] == OK)
     outcomes: dict[str, str] = {}
     wrote = False
     for i in order:
         caller, expected = CALLERS[i], op.expect[i]
         if expected == OK and op.writes and wrote:
-            target = await make_target(api)
+            target = await make_target(api, parts)
         await notified(api)
         before = await snapshot(api)
         body = await run(api, op, target, caller)

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import httpx
 
-from orchestration.base import clock
+from orchestration.base import clock, tls
 from orchestration.notifications.addresses import AddressRefused, Resolver, resolve_target
 from orchestration.notifications.config import NotificationConfig
 from orchestration.notifications.endpoints import Endpoint
@@ -107,6 +107,7 @@ def _client(timeout: httpx.Timeout, *, keepalive: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         follow_redirects=False,
         trust_env=False,  # no proxy from the environment: it would connect for us
+        verify=tls.verifying(trust_env=False),
         timeout=timeout,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=keepalive),
     )
