@@ -182,8 +182,9 @@ def measure(
         first = sites[0]
         runs: dict[str, dict[str, list[list[float]]]] = {}
         for shape in first.shapes:
-            asyncio.run(load(first.base, first.token, "plain", shape, 1.0))  # warm up both
-            asyncio.run(load(first.base, first.token, "graphql", shape, 1.0))
+            warm_up = min(1.0, seconds)  # both routes, before either is timed
+            asyncio.run(load(first.base, first.token, "plain", shape, warm_up))
+            asyncio.run(load(first.base, first.token, "graphql", shape, warm_up))
             runs[shape.name] = {"graphql": [], "plain": []}
             for _ in range(rounds):
                 for send in ("graphql", "plain"):

@@ -78,7 +78,7 @@ class Sizes:
 
 FULL = Sizes(2000, 10.0, 300, 1000, 20, (1000, 100_000), 7)
 QUICK = Sizes(300, 3.0, 60, 50, 5, (200, 2000), 3)
-SMOKE = Sizes(100, 1.0, 12, 5, 2, (50, 100), 2)  # the least that runs every part
+SMOKE = Sizes(100, 0.25, 12, 5, 2, (50, 100), 2)  # the least that runs every part
 
 
 @dataclass
@@ -212,7 +212,7 @@ async def gallery(base: str, token: str, collection_id: str, seconds: float) -> 
         async def livez() -> None:
             (await c.get("/healthz")).raise_for_status()
 
-        await load(CLIENTS, 1.0, page)  # warm up
+        await load(CLIENTS, min(1.0, seconds), page)  # warm up
         rps, latencies = await load(CLIENTS, seconds, page)
         livez_rps, _ = await load(CLIENTS, seconds, livez)
     return rps, latencies, livez_rps
@@ -395,7 +395,7 @@ async def gallery_cpu(
             response = await c.post("/graphql", json=body)
             assert len(response.json()["data"]["pieces"]["edges"]) == 50, response.text
 
-        await load(CLIENTS, 1.0, page)  # warm up
+        await load(CLIENTS, min(1.0, seconds), page)  # warm up
         before = [cpu_seconds(p) for p in pids]
         rps, latencies = await load(CLIENTS, seconds, page)
         after = [cpu_seconds(p) for p in pids]
