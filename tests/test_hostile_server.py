@@ -1,7 +1,8 @@
 """The boundary against a real ``cook serve`` (uvicorn, h11): what only a real HTTP server and a
 real socket show. A 1 MB Authorization header reaches the app and gets the documented shape;
 a kept-alive connection survives a token with wrong-typed claims; ``connection_init`` with such
-a token closes the WebSocket with 4403 (a close frame, not a dropped socket)."""
+a token closes the WebSocket with 4403 (a close frame, not a dropped socket); frames the server
+writes together still arrive one message each, in order."""
 
 from __future__ import annotations
 
