@@ -86,5 +86,5 @@ def test_a_tuned_process_freezes_what_it_built_and_collects_rarely() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.split(") ")
     assert out[0] == "(2000, 10, 10"  # CPython's default, so the test sees a change
-    assert out[1] + ")" == "(20000, 50, 100)"
+    assert out[1] + ")" == "(2000, 10, 1000)"
     assert out[2].strip() == "True"
