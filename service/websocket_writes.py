@@ -25,7 +25,7 @@ Passed to ``uvicorn.run(ws=...)`` by ``cook serve``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -34,8 +34,6 @@ _writing: CoalescedWrites | None = None  # the connection whose writes are being
 
 class CoalescedWrites(asyncio.Transport):
     """A transport whose consecutive writes reach the socket as one write."""
-
-    """A transport whose writes of one event-loop pass reach the socket as one write."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
@@ -57,6 +55,9 @@ class CoalescedWrites(asyncio.Transport):
 
     def flush(self) -> None:
         """Write what is kept now (called at the end of the pass, and before a close)."""
+        global _writing
+        if _writing is self:
+            _writing = None  # no reference to this connection outlives its writes
         if not self._kept:
             return
         data = b"".join(self._kept)
@@ -107,5 +108,5 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, writing through ``CoalescedWrites``."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        super().connection_made(CoalescedWrites(transport, self.loop))
+        # Any event loop's stream transport (uvloop's too): only its methods are called.
+        super().connection_made(CoalescedWrites(cast(asyncio.Transport, transport), self.loop))
