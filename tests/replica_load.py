@@ -18,6 +18,7 @@ import httpx
 import websockets
 from pymongo import MongoClient
 
+from orchestration.base.tls import verifying
 from orchestration.cooking.events import entries
 from tests.api import OWNER, collection_input
 from tests.event_log import log_mismatches
@@ -111,7 +112,7 @@ class Load:
         """Page through the whole collection again and again, on process ``n`` and on."""
         target = n % len(self.replicas.bases)
         headers = {"Authorization": f"Bearer {self.token}"}
-        async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=30, headers=headers, verify=verifying()) as client:
             while not self.done and time.monotonic() < self.until:
                 after: str | None = None
                 seen: list[int] = []

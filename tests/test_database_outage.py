@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from bench.user_path import children
+from orchestration.base.tls import verifying
 from tests.api import OWNER, collection_input
 from tests.processes import api_process_handle, gql
 
@@ -34,6 +35,7 @@ def post(base: str, bearer: str, query: str, variables: dict[str, Any] | None = 
         json={"query": query, "variables": variables or {}},
         headers={"Authorization": f"Bearer {bearer}"},
         timeout=30,
+        verify=verifying(),
     )
     return response.status_code, response.json()
 
@@ -60,7 +62,7 @@ def test_a_stopped_database_answers_unavailable_with_a_retry_hint_never_internal
             time.sleep(0.5)
             os.kill(database, signal.SIGSTOP)  # mid-request: the asker never pauses
             time.sleep(4)
-            ready = httpx.get(f"{base}/readyz", timeout=30)
+            ready = httpx.get(f"{base}/readyz", timeout=30, verify=verifying())
             write = post(base, bearer, CREATE, {"i": collection_input(name="During")})
         finally:
             os.kill(database, signal.SIGCONT)
@@ -80,4 +82,4 @@ def test_a_stopped_database_answers_unavailable_with_a_retry_hint_never_internal
         assert error["extensions"]["retryAfter"] > 0
         # Back: reads succeed, and /readyz is 200 again.
         assert gql(base, bearer, LIST)["collections"]["edges"]
-        assert httpx.get(f"{base}/readyz", timeout=30).status_code == 200
+        assert httpx.get(f"{base}/readyz", timeout=30, verify=verifying()).status_code == 200

@@ -17,6 +17,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from auth.dev_keys import ensure_dev_keys, mint_token
+from orchestration.base.tls import verifying
 from service.embedded_db import EmbeddedDatabase
 from tests.api import OWNER, STRANGER, collection_input
 from tests.fake_providers import FakeProvider, fake_provider, providers_json
@@ -115,7 +116,10 @@ def wait_export(base: str, token: str, export_id: str, within: float = 120) -> d
 
 def get(base: str, path: str, token: str, **headers: str) -> httpx.Response:
     return httpx.get(
-        f"{base}{path}", headers={"Authorization": f"Bearer {token}", **headers}, timeout=60
+        f"{base}{path}",
+        headers={"Authorization": f"Bearer {token}", **headers},
+        timeout=60,
+        verify=verifying(),
     )
 
 
