@@ -123,7 +123,10 @@ def embedded_uri(pid: int) -> str:
     """The address the embedded server (process ``pid``) listens on, from /proc."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed since the listing (the server opens and closes files)
+            continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:

@@ -35,6 +35,16 @@ os.environ.setdefault(
 )
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: a worker per core and one more. A test's work is split between its worker
+    and the servers and processes it drives, so a core sits idle while a worker waits on them:
+    with a worker per core the suite kept 82% of two cores busy, with one more 92%, and ran in
+    5:50 instead of 6:14. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` (xdist's own) still decides."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return (os.process_cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("COOK_SOAK") == "1":
         return
