@@ -117,6 +117,8 @@ def transport(base: str, token: str | None) -> WebsocketsTransport:
         url=ws(base),
         init_payload={} if token is None else {"authorization": f"Bearer {token}"},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        # a dropped subscription waited gql's default 10 s here (the server closes at once)
+        close_timeout=1,
     )
 
 
@@ -278,7 +280,7 @@ async def test_a_subscriber_that_never_reads_does_not_hold_up_others(cluster: Cl
     cook_id = cluster.start_cook(count=10, latency_ms=20, concurrent=4)
     token = cluster.token()
     async with websockets.connect(
-        ws(cluster.b), subprotocols=["graphql-transport-ws"], max_queue=1
+        ws(cluster.b), subprotocols=["graphql-transport-ws"], max_queue=1, close_timeout=1
     ) as stalled:
         await stalled.send(init_message(token))
         await stalled.recv()  # the ack
