@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mongoeco.cxp.exchange import projection
 from pymongo import MongoClient
 from pymongo.errors import InvalidOperation
 
 from orchestration.base.tools import Submitted, ToolCall, ToolSpec
 from orchestration.generators import providers
 from schema.rate_limits import OPERATION_LIMITS
+from service import embedded_explain
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api, running_app
@@ -182,6 +184,14 @@ async def running(settings: Settings) -> AsyncIterator[Api]:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async with running(settings) as api:
         yield api
+
+
+@pytest.fixture
+def explain_as_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's mongoeco explains as the embedded server does: its catalog read once
+    (``service/embedded_explain.py``); mongoeco's own function is back after the test."""
+    monkeypatch.setattr(projection, "load_mongodb_catalog", projection.load_mongodb_catalog)
+    embedded_explain.install()
 
 
 # --- generation providers: a fake on loopback, and the app configured to use it ---------------

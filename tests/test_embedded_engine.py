@@ -16,12 +16,11 @@ from typing import Any
 import mongoeco
 import pytest
 from mongoeco import MongoClient as DirectClient
-from mongoeco.cxp.exchange import projection
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import MongoClient
 
-from service import embedded_engine, embedded_explain
+from service import embedded_engine
 from service.embedded_db import make_engine
 from service.embedded_engine import IndexedReadsEngine
 from service.embedded_writes import NamespacedIndexesEngine as CookEngine
@@ -197,16 +196,13 @@ def test_the_launcher_runs_the_indexed_reads_engine_on_the_pinned_mongoeco_versi
 EXPLAINS = 1000 if SOAK else 100
 
 
-def test_explain_answers_while_other_clients_write_and_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("explain_as_served")
+def test_explain_answers_while_other_clients_write_and_read(tmp_path: Path) -> None:
     """Explain under concurrent writes: mongoeco planned it outside its lock, and now and then it
     failed on another statement's row (``IndexedReadsEngine``, part 4). With the catalog read
     once, as the embedded server reads it (``service/embedded_explain.py``), an explain takes
     milliseconds instead of 140, and the race (in planning, which that leaves as it was) is
     still caught in 100 of them: 1-3 failures each time when part 4 was taken out."""
-    monkeypatch.setattr(projection, "load_mongodb_catalog", projection.load_mongodb_catalog)
-    embedded_explain.install()
     engine = CookEngine(str(tmp_path / "explain.sqlite3"))
     failures: list[str] = []
     stop = threading.Event()

@@ -50,6 +50,7 @@ def test_explain_replies_are_the_same_with_the_catalog_read_once(
     assert any(isinstance(r, dict) and "catalog" in str(r) for r in plain), "a catalog to cache"
 
 
+@pytest.mark.usefixtures("explain_as_served")
 def test_the_catalog_is_not_loaded_again_by_later_explains(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,9 +61,7 @@ def test_the_catalog_is_not_loaded_again_by_later_explains(
         loads.append(name)
         return load(name, document_type)
 
-    monkeypatch.setattr(projection, "load_mongodb_catalog", documents.load_mongodb_catalog)
     monkeypatch.setattr(documents, "_read", counted)
-    embedded_explain.install()
     explained(tmp_path, "first")  # loads it (and mongoeco's own once-only verdicts)
     loads.clear()
     explained(tmp_path, "again")

@@ -330,6 +330,7 @@ def test_the_unpatched_engine_grows_with_the_collection_on_the_same_shapes(
     assert len(grew) > len(SHAPES) / 2, (at_small, at_large)
 
 
+@pytest.mark.usefixtures("explain_as_served")
 @pytest.mark.parametrize("shape", [s for s in SHAPES if s.explain], ids=lambda s: s.name)
 def test_each_find_shape_searches_its_index_on_more_than_the_namespace(
     files: tuple[Path, Path], shape: Shape
