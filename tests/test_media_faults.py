@@ -37,7 +37,10 @@ class FillingStore(FileMediaStore):
     """Files on disk, until ``room`` (bytes it still takes; None: no limit) runs out."""
 
     room: int | None = None
-    ended: set[str]  # uploads finished or aborted, by id (their temporary file's name)
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.aborted: set[str] = set()  # uploads aborted, by id (their temporary file's name)
 
     async def upload(self, content_type: str) -> FileUpload:
         return await asyncio.to_thread(FillingUpload, self, content_type)
@@ -60,13 +63,12 @@ class FillingUpload(FileUpload):
 
     async def abort(self) -> None:
         await super().abort()
-        self._filling.ended.add(self.id)
+        self._filling.aborted.add(self.id)
 
 
 @pytest.fixture
 async def full(settings: Settings) -> AsyncIterator[tuple[Api, FillingStore]]:
     store = FillingStore(settings.media_dir)
-    store.ended = set()
 
     async def wiring(_: Settings, __: AsyncDatabase[dict[str, Any]]) -> MediaStore:
         return store
@@ -113,7 +115,7 @@ async def test_a_full_store_fails_attempts_as_retryable_and_the_cook_completes_o
     assert retrying["status"] == "RUNNING"
     assert {p["lastError"] for p in retrying["pieces"] if p["attempt"] >= 2} == {f"layers: {FULL}"}
     assert stored(store.root) == before, "no image was stored while the disk was full"
-    aborted = set(store.ended)  # before the listing: a retry may be writing its file meanwhile
+    aborted = set(store.aborted)  # before the listing: a retry may be writing its file meanwhile
     assert aborted, "a failed attempt aborted its upload"
     assert aborted.isdisjoint(leftovers(store.root)), "nothing half-written"
     store.room = None  # space was freed

@@ -4,8 +4,7 @@ httpx makes a context of its own for every client, and loading the CA bundle int
 about 20 ms of CPU. The app makes three clients at each start (providers and media, and the
 notification sender's two), and the test suite starts an app for almost every test, so one
 context per process, shared, saves about 40 ms of CPU per test (some 25 s per run of the
-suite). An
-``SSLContext`` may be shared by any number of connections and clients.
+suite). An ``SSLContext`` may be shared by any number of connections and clients.
 
 The context is httpx's own (``httpx.create_ssl_context``): the same CA bundle (certifi's, or
 ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when ``trust_env``) and the same settings.
