@@ -24,10 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import ExecutionResult
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.cook_types import CookProgress
 from schema.document_cache import Lru
+from schema.plain_fields import PlainFieldExecutor
 
 SHAREABLE: tuple[type, ...] = (CookProgress,)  # payload types whose fields are plain data
 EVENTS = 1024  # events (and their results) kept
@@ -47,7 +47,7 @@ def shared_payload[S, P](source: S, build: Callable[[S], P]) -> P:
     return payload
 
 
-class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+class SharedEventExecutor(PlainFieldExecutor):
     """Strawberry's executor; a subscription event with a ``SHAREABLE`` payload is executed
     once per operation and variables, its result shared by every subscriber."""
 

@@ -65,9 +65,9 @@ def make_engine(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = str(data_dir / DATABASE_FILE)
     if insert_fix_applies():
-        from service.embedded_checkpoints import CheckpointedEngine  # imports private modules
+        from service.embedded_readers import PooledReadersEngine  # imports private modules
 
-        return CheckpointedEngine(path)
+        return PooledReadersEngine(path)
     log.warning(
         "mongoeco %s is not %s: inserts and reads are O(collection size) without the fixes",
         mongoeco.__version__,

@@ -1,4 +1,4 @@
-"""Cook's engine (``NamespacedIndexesEngine``, on the indexed-reads engine) returns what the
+"""Cook's engine (``PooledReadersEngine``, on the indexed-reads engine) returns what the
 unpatched mongoeco engine returns, and breaking any part of the read fixes is caught
 (``tests/engine_diff.py`` runs both on the same random workload; ``test_embedded_writes.py``
 covers the write-side parts)."""
@@ -23,7 +23,7 @@ from pymongo import MongoClient
 from service import embedded_engine
 from service.embedded_db import make_engine
 from service.embedded_engine import IndexedReadsEngine
-from service.embedded_writes import NamespacedIndexesEngine as CookEngine
+from service.embedded_readers import PooledReadersEngine as CookEngine
 from tests import engine_diff
 
 SOAK = os.environ.get("COOK_SOAK") == "1"
