@@ -181,8 +181,13 @@ def piece_times(base: str, token: str, collection_id: str, cook_id: str) -> list
         after = page["pieces"]["pageInfo"]["endCursor"]
 
 
-def window_rate(done: list[float], first: int) -> float:
-    return WINDOW / max(done[first + WINDOW - 1] - done[max(first - 1, 0)], 1e-9)
+def window_rate(done: list[float], first: int, began: float) -> float:
+    """Pieces/s of the ``WINDOW`` completions from ``first``: from the completion before them
+    (for the first window, the cook's start) to their last. The first window once began at
+    its own first completion, leaving out the time before it, in which the first slots' pieces
+    were nearly made: 4-6% faster than from the start in two 2,000-piece cooks (2026-12-04)."""
+    start = done[first - 1] if first > 0 else began
+    return WINDOW / max(done[first + WINDOW - 1] - start, 1e-9)
 
 
 async def load(
@@ -258,8 +263,8 @@ def measure_user_paths(sizes: Sizes, results: Results) -> None:
         began = datetime.fromisoformat(cook["createdAt"]).timestamp()
         results.cook_pieces = len(done)
         results.cook_rate = len(done) / (done[-1] - began)
-        results.first_window = window_rate(done, 0)
-        results.last_window = window_rate(done, len(done) - WINDOW)
+        results.first_window = window_rate(done, 0, began)
+        results.last_window = window_rate(done, len(done) - WINDOW, began)
         results.api_cpu_ms = (cpu_after[0] - cpu_before[0]) * 1000 / len(done)
         results.db_cpu_ms = (cpu_after[1] - cpu_before[1]) * 1000 / len(done)
         # The gallery page, on the cook's collection.

@@ -10,7 +10,9 @@ and building their infos was most of the API's CPU per page.
 
 ``PlainFieldExecutor.execute_field`` does exactly that for those fields, when no schema
 extension resolves fields (graphql-core's middleware: with one, every field goes through it as
-before), the field has no arguments, and the value is neither null, an error nor an awaitable.
+before) or every one that does is a ``RootFieldsOnly`` (its ``resolve`` hands any field below
+the root straight to the next, as the tracing extension's does), the field has no
+arguments, and the value is neither null, an error nor an awaitable.
 Anything else, including a value that does not serialize, goes to graphql-core's own
 ``execute_field``, which resolves the field again (reading an attribute twice changes nothing)
 and reports its error with the field's path as before. ``tests/test_plain_fields.py`` compares
@@ -26,8 +28,26 @@ from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 
+class RootFieldsOnly:
+    """Marks a schema extension whose ``resolve`` passes every field below the root, as is,
+    to the next resolver."""
+
+
 class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with basic scalar fields read and serialized directly."""
+
+    _cook_nested_plain: bool | None = None  # whether the middleware leaves nested fields alone
+
+    def _cook_plain(self, resolve: Any, path: Path) -> bool:
+        """Whether graphql-core's middleware would call ``resolve`` alone for ``path``."""
+        manager = self.middleware_manager
+        if manager is None or manager.get_field_resolver(resolve) is resolve:
+            return True
+        if self._cook_nested_plain is None:
+            self._cook_nested_plain = all(
+                isinstance(m, RootFieldsOnly) for m in manager.middlewares
+            )
+        return self._cook_nested_plain and path.prev is not None
 
     def execute_field(
         self,
@@ -41,10 +61,7 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         field_def = parent_type.fields.get(node.name.value)  # introspection fields: not here
         if field_def is not None and not node.arguments:
             resolve = field_def.resolve
-            if getattr(resolve, "_is_default", False) and (
-                self.middleware_manager is None
-                or self.middleware_manager.get_field_resolver(resolve) is resolve
-            ):
+            if getattr(resolve, "_is_default", False) and self._cook_plain(resolve, path):
                 leaf = field_def.type
                 if is_non_null_type(leaf):
                     leaf = leaf.of_type

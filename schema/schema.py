@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -171,3 +172,10 @@ def build_schema(
 
 schema = build_schema()
 """The default schema: what ``cook export-schema`` prints; the app builds its own from settings."""
+
+
+@functools.cache
+def sdl() -> str:
+    """The schema's SDL, as ``schema.graphql`` holds it: the same for every schema
+    ``build_schema`` makes (limits, guards and extensions change no type), printed once."""
+    return schema.as_str() + "\n"

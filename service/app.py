@@ -27,7 +27,7 @@ from orchestration.services import Services
 from orchestration.storage.media_gc import MediaCollector
 from schema.errors import INTERNAL_MESSAGE, is_outage
 from schema.rate_limits import OperationLimiter
-from schema.schema import build_schema
+from schema.schema import build_schema, sdl
 from service import observability, provider_routes, studio, trusted_documents
 from service.boundary import code_for, refusal_response
 from service.database import connect
@@ -187,7 +187,7 @@ def create_app(
         allowed_origins=settings.allowed_origins,
         trusted=trusted_documents.from_settings(settings),
     )
-    studio.mount(app, development=settings.is_development, sdl=schema.as_str() + "\n")
+    studio.mount(app, development=settings.is_development, sdl=sdl())
     app.include_router(graphql, prefix="/graphql")
     app.include_router(provider_routes.router)
     app.include_router(downloads)

@@ -197,9 +197,9 @@ async def _migrate(settings: Settings, source: MediaStoreKind, to: MediaStoreKin
 
 
 def _export_schema(_: argparse.Namespace) -> int:
-    from schema.schema import schema
+    from schema.schema import sdl
 
-    sys.stdout.write(schema.as_str() + "\n")
+    sys.stdout.write(sdl())
     return 0
 
 

@@ -68,15 +68,18 @@ class PooledReadersEngine(CheckpointedEngine):
     def _cook_keep(self, connection: PooledConnection) -> bool:
         """Keep ``connection`` for a later reader, if the engine is connected and has room; on
         True it is rolled back and idle, on False the caller closes it."""
-        if self._connection_count == 0 or self._disconnecting:
-            return False
         try:
             if connection.in_transaction:
                 connection.rollback()
         except sqlite3.Error:
             return False
-        with self._cook_idle_lock:
-            if len(self._cook_idle) >= IDLE_CONNECTIONS or connection in self._cook_idle:
+        with self._cook_idle_lock:  # the disconnect empties the pool under it, once count is 0
+            if (
+                self._connection_count == 0
+                or self._disconnecting
+                or len(self._cook_idle) >= IDLE_CONNECTIONS
+                or connection in self._cook_idle
+            ):
                 return False
             self._cook_idle.append(connection)
             return True

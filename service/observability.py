@@ -28,6 +28,7 @@ from strawberry.extensions import SchemaExtension
 
 from domain.errors import ErrorCode
 from orchestration.base import metrics, observed
+from schema.plain_fields import RootFieldsOnly
 from service.settings import Settings
 
 log = logging.getLogger("cook.observability")
@@ -324,10 +325,10 @@ class Tracing:
     def schema_extensions(self) -> list[Callable[[], SchemaExtension]]:
         from strawberry.extensions.tracing import OpenTelemetryExtension
 
-        class RootFieldTracing(OpenTelemetryExtension):
+        class RootFieldTracing(RootFieldsOnly, OpenTelemetryExtension):
             """Strawberry's spans (operation, parsing, validation) and one per root field:
             the resolvers of note. A span for each field of each of a page's pieces would cost
-            more than the request."""
+            more than the request. Nested plain fields skip it (``RootFieldsOnly``)."""
 
             def resolve(
                 self, _next: Callable[..., Any], root: Any, info: Any, *args: str, **kwargs: Any

@@ -26,12 +26,15 @@ def clients_of(port: int) -> list[Connection]:
     """The established connections whose remote end is ``port`` (the clients' sockets, not
     the server's accepted ones)."""
     found = []
+    remote_port = f":{port:04X} "  # as the remote address ends in a row; most rows lack it
     for table in TABLES:
         try:
             rows = table.read_text().splitlines()[1:]
         except OSError:
             continue
         for row in rows:
+            if remote_port not in row:
+                continue
             fields = row.split()
             local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
             if state == ESTABLISHED and int(remote.rsplit(":", 1)[1], 16) == port:

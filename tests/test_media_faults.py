@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from orchestration.base.policy import MAX_ATTEMPTS
 from orchestration.storage.media import FileMediaStore, FileUpload, MediaStore
 from service.settings import Settings
 from tests.api import (
@@ -73,8 +74,14 @@ async def full(settings: Settings) -> AsyncIterator[tuple[Api, FillingStore]]:
     async def wiring(_: Settings, __: AsyncDatabase[dict[str, Any]]) -> MediaStore:
         return store
 
+    # Attempts enough that no piece runs out of them while a test keeps the store full: 10,
+    # 0.1-0.3 s apart, were used up before the room came back on a loaded machine.
     changed = settings.model_copy(
-        update={"max_attempts": 10, "backoff_base_seconds": 0.1, "backoff_cap_seconds": 0.3}
+        update={
+            "max_attempts": MAX_ATTEMPTS,
+            "backoff_base_seconds": 0.2,
+            "backoff_cap_seconds": 0.5,
+        }
     )
     async with running_app(changed, media=wiring) as api:
         yield api, store

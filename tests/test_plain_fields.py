@@ -16,7 +16,7 @@ from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.plain_fields import PlainFieldExecutor
+from schema.plain_fields import PlainFieldExecutor, RootFieldsOnly
 from schema.shared_events import SharedEventExecutor
 
 
@@ -119,6 +119,16 @@ class Doubling(SchemaExtension):
         return value * 2 if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class RootDoubling(RootFieldsOnly, SchemaExtension):
+    """Resolves fields, and passes those below the root through untouched."""
+
+    def resolve(self, _next: Callable[..., Any], root: Any, info: Any, *a: Any, **k: Any) -> Any:
+        value = _next(root, info, *a, **k)
+        if info.path.prev is not None or not isinstance(value, list):
+            return value
+        return [*value, *ITEMS[:1]]
+
+
 def run(executor: type, query: str, extensions: list[Any]) -> tuple[Any, list[Any]]:
     schema = strawberry.Schema(query=Query, execution_context_class=executor, extensions=extensions)
     result = asyncio.run(schema.execute(query))
@@ -127,7 +137,9 @@ def run(executor: type, query: str, extensions: list[Any]) -> tuple[Any, list[An
 
 
 @pytest.mark.parametrize(
-    "extensions", [[], [Doubling]], ids=["plain", "with a resolving extension"]
+    "extensions",
+    [[], [Doubling], [RootDoubling]],
+    ids=["plain", "with a resolving extension", "with one for root fields only"],
 )
 @pytest.mark.parametrize("query", QUERIES)
 def test_results_and_errors_are_graphql_cores_own(query: str, extensions: list[Any]) -> None:
@@ -148,10 +160,15 @@ def test_plain_scalar_fields_are_read_without_a_resolve_info(
         return build(self, field_def, nodes, *args)
 
     monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "build_resolve_info", counting)
-    run(PlainFieldExecutor, "{ items { id name count mood at inner { label } shout } }", [])
-    # The root field, each item's object and resolver fields; no plain scalar.
-    assert sorted(set(infos)) == ["inner", "items", "shout"]
-    assert infos.count("inner") == len(ITEMS)
+    query = "{ items { id name count mood at inner { label } shout } }"
+    for extensions in ([], [RootDoubling]):
+        run(PlainFieldExecutor, query, extensions)
+        # The root field, each item's object and resolver fields; no plain scalar.
+        assert sorted(set(infos)) == ["inner", "items", "shout"]
+        assert infos.count("inner") >= len(ITEMS)
+        infos.clear()
+    run(PlainFieldExecutor, query, [Doubling])
+    assert infos.count("name") == len(ITEMS), "a resolving extension sees every field"
     infos.clear()
     run(StrawberryGraphQLCoreExecutionContext, "{ items { id name } }", [])
     assert infos.count("name") == len(ITEMS), "the counter sees graphql-core's own path"
