@@ -80,7 +80,7 @@ QUICK = Sizes(
 # Every section at its least, with the same code paths: that each still runs and writes its
 # section (tests/test_benchmarks.py). Its figures mean nothing.
 SMOKE = Sizes(
-    8, 1, 1, 0.25, 10, (20, 40), 3, 2, [20, 40], 20, 2, 1, 4, 2, 2**12, 1, 4, 2**10,
+    8, 1, 1, 0.1, 10, (20, 40), 3, 2, [20, 40], 20, 2, 1, 4, 2, 2**12, 1, 4, 2**10,
     2, 1, 1, 1, 4, (20, 40), 5,
 )
 # fmt: on

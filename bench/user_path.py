@@ -78,7 +78,7 @@ class Sizes:
 
 FULL = Sizes(2000, 10.0, 300, 1000, 20, (1000, 100_000), 7)
 QUICK = Sizes(300, 3.0, 60, 50, 5, (200, 2000), 3)
-SMOKE = Sizes(100, 0.25, 12, 5, 2, (50, 100), 2)  # the least that runs every part
+SMOKE = Sizes(100, 0.1, 12, 5, 2, (50, 100), 2)  # the least that runs every part
 
 
 @dataclass
