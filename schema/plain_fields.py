@@ -27,6 +27,8 @@ from graphql import GraphQLObjectType, is_leaf_type, is_non_null_type
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+PLAIN_VALUES = frozenset({str, int, float, bool})  # never null, an error or an awaitable
+
 
 class RootFieldsOnly:
     """Marks a schema extension whose ``resolve`` passes every field below the root, as is,
@@ -37,9 +39,11 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with basic scalar fields read and serialized directly."""
 
     _cook_nested_plain: bool | None = None  # whether the middleware leaves nested fields alone
+    _cook_fields: dict[tuple[str, str, bool], tuple[Any, Any] | None] | None = None
 
-    def _cook_plain(self, resolve: Any, path: Path) -> bool:
-        """Whether graphql-core's middleware would call ``resolve`` alone for ``path``."""
+    def _cook_plain(self, resolve: Any, root: bool) -> bool:
+        """Whether graphql-core's middleware would call ``resolve`` alone (for a field of the
+        root type, if ``root``)."""
         manager = self.middleware_manager
         if manager is None or manager.get_field_resolver(resolve) is resolve:
             return True
@@ -47,7 +51,22 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
             self._cook_nested_plain = all(
                 isinstance(m, RootFieldsOnly) for m in manager.middlewares
             )
-        return self._cook_nested_plain and path.prev is not None
+        return self._cook_nested_plain and not root
+
+    def _cook_plain_field(
+        self, parent_type: GraphQLObjectType, name: str, root: bool
+    ) -> tuple[Any, Any] | None:
+        """``(resolver, scalar or enum type)`` of a basic scalar field read directly, or None."""
+        field_def = parent_type.fields.get(name)  # introspection fields: not here
+        if field_def is None:
+            return None
+        resolve = field_def.resolve
+        if not getattr(resolve, "_is_default", False) or not self._cook_plain(resolve, root):
+            return None
+        leaf = field_def.type
+        if is_non_null_type(leaf):
+            leaf = leaf.of_type
+        return (resolve, leaf) if is_leaf_type(leaf) else None
 
     def execute_field(
         self,
@@ -58,25 +77,28 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         node = field_details_list[0].node
-        field_def = parent_type.fields.get(node.name.value)  # introspection fields: not here
-        if field_def is not None and not node.arguments:
-            resolve = field_def.resolve
-            if getattr(resolve, "_is_default", False) and self._cook_plain(resolve, path):
-                leaf = field_def.type
-                if is_non_null_type(leaf):
-                    leaf = leaf.of_type
-                if is_leaf_type(leaf):
-                    try:
-                        value = resolve(source, None)
-                        if not (
-                            value is None
-                            or value is Undefined
-                            or isinstance(value, Exception)
-                            or self.is_awaitable(value)
-                        ):
-                            return self.complete_leaf_value(leaf, value)
-                    except Exception:  # noqa: BLE001, S110 - graphql-core's path reports it
-                        pass
+        if not node.arguments:
+            known = self._cook_fields
+            if known is None:
+                known = self._cook_fields = {}
+            key = (parent_type.name, node.name.value, path.prev is None)
+            try:
+                plain = known[key]
+            except KeyError:
+                plain = known[key] = self._cook_plain_field(parent_type, key[1], key[2])
+            if plain is not None:
+                resolve, leaf = plain
+                try:
+                    value = resolve(source, None)
+                    if type(value) in PLAIN_VALUES or not (
+                        value is None
+                        or value is Undefined
+                        or isinstance(value, Exception)
+                        or self.is_awaitable(value)
+                    ):
+                        return self.complete_leaf_value(leaf, value)
+                except Exception:  # noqa: BLE001, S110 - graphql-core's path reports it
+                    pass
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
