@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -16,16 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from auth.tokens import identify
-from domain.errors import UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_SECONDS, ErrorCode
+from domain.errors import ErrorCode
 from orchestration.art.compositing import Compositor
-from orchestration.base import observed, tls
+from orchestration.base import tls
 from orchestration.base.limit_storage import LimitStorage
 from orchestration.base.sharding import is_sharded_cluster
 from orchestration.generators.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from orchestration.storage.media_gc import MediaCollector
-from schema.errors import INTERNAL_MESSAGE, is_outage
 from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema, sdl
 from service import observability, provider_routes, studio, trusted_documents
@@ -35,13 +32,12 @@ from service.downloads import downloads
 from service.graphql_router import CookGraphQLRouter
 from service.http_limits import HttpLimits
 from service.identity import build_verifier
+from service.request_gate import RequestGate
 from service.runtime import Runtime, runtime_of
 from service.settings import Settings
 from service.stores import MediaFactory, media_store
 
 log = logging.getLogger("cook.app")
-
-REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def create_app(
@@ -127,38 +123,7 @@ def create_app(
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    # Middleware added last runs first: the request id, then the caller and their rate limit.
-    @app.middleware("http")
-    async def identify_and_limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.principal, request.state.auth_error = await identify(
-            runtime_of(request).verifier, request.headers.get("authorization")
-        )
-        refusal = await http_limits.refusal(request)
-        return refusal if refusal is not None else await call_next(request)
-
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Every response carries its request id; a failure of the service itself is answered
-        in the documented shape (``INTERNAL`` with the id), and logged under it."""
-        request.state.request_id = rid = uuid.uuid4().hex
-        observed.request_id.set(rid)
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            if is_outage(exc):  # the database did not answer: a typed, retryable refusal
-                log.warning("database unavailable (request %s) at %s", rid, request.url.path)
-                response = refusal_response(503, ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, rid)
-                response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
-            else:
-                log.exception("unexpected error (request %s) at %s", rid, request.url.path)
-                response = refusal_response(500, ErrorCode.INTERNAL, INTERNAL_MESSAGE, rid)
-        response.headers[REQUEST_ID_HEADER] = rid
-        return response
-
+    app.add_middleware(RequestGate, http_limits=http_limits)
     if settings.metrics:
         app.add_middleware(observability.ObserveRequests)  # outermost: sees every answer
         observability.metrics_route(app, settings)
