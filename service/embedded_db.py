@@ -5,24 +5,25 @@ spawns ``python -m service db`` and talks to it over a real connection, as to Mo
 
 Narrowly scoped fixes live in ``service/embedded_engine.py`` (``IndexedReadsEngine``, on
 ``FlatInsertSQLiteEngine``), ``service/embedded_writes.py`` (``NamespacedIndexesEngine``),
-``service/embedded_checkpoints.py`` (``CheckpointedEngine``, the engine used),
+``service/embedded_checkpoints.py`` (``CheckpointedEngine``), ``service/embedded_readers.py``
+(``PooledReadersEngine``, on all of them: the engine used),
 ``service/embedded_races.py`` (``RaceSafeEngine``, at their base), ``service/embedded_wire.py``
 (``CookWireServer``, the wire server used), ``service/embedded_boundary.py`` and
 ``service/embedded_explain.py``, pinned to the exact mongoeco version (4.11.0): inserts and
 reads that scanned the whole collection now use indexes, each write pays only for its own
 collection's indexes, the change-event dispatch, which no wire client can consume, is off, two
 races that lost or failed writes are closed, WAL checkpoints run beside the writes, large
-binaries come in without a hex round trip, replies are encoded in one C pass, and ``explain``
-reads mongoeco's catalog once. The server process keeps freed large buffers for reuse
-(``service/allocator.py``). On another version the plain engine and server run, after the
-indexes are made whole-table again.
+binaries come in without a hex round trip, replies are encoded in one C pass, ``explain``
+reads mongoeco's catalog once, and read connections are kept between reads. The server
+process keeps freed large buffers for reuse (``service/allocator.py``). On another version the
+plain engine and server run, after the indexes are made whole-table again.
 ``tests/test_embedded_db.py`` proves duplicates are still refused, insert latency stays flat as
 a collection grows, and reads never fail beside writes;
 ``tests/test_embedded_engine.py`` that reads return what the unpatched engine returns,
 ``tests/test_embedded_wire.py`` that replies are the bytes mongoeco's server writes,
 ``tests/test_embedded_races.py`` that neither race loses or fails a write,
-``tests/test_embedded_checkpoints.py``, ``tests/test_embedded_boundary.py`` and
-``tests/test_embedded_explain.py`` the rest.
+``tests/test_embedded_checkpoints.py``, ``tests/test_embedded_boundary.py``,
+``tests/test_embedded_explain.py`` and ``tests/test_embedded_readers.py`` the rest.
 """
 
 from __future__ import annotations
