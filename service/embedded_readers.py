@@ -67,7 +67,11 @@ class PooledReadersEngine(CheckpointedEngine):
 
     def _cook_keep(self, connection: PooledConnection) -> bool:
         """Keep ``connection`` for a later reader, if the engine is connected and has room; on
-        True it is rolled back and idle, on False the caller closes it."""
+        True it is rolled back and idle, on False the caller closes it. A connection closed
+        again while it is idle stays kept: it was given back already."""
+        with self._cook_idle_lock:
+            if connection in self._cook_idle:
+                return True
         try:
             if connection.in_transaction:
                 connection.rollback()
@@ -78,7 +82,6 @@ class PooledReadersEngine(CheckpointedEngine):
                 self._connection_count == 0
                 or self._disconnecting
                 or len(self._cook_idle) >= IDLE_CONNECTIONS
-                or connection in self._cook_idle
             ):
                 return False
             self._cook_idle.append(connection)

@@ -124,6 +124,9 @@ def test_the_pool_keeps_at_most_its_bound_and_closes_them_with_the_engine(
         kept = list(engine._cook_idle)
         assert len(kept) == IDLE_CONNECTIONS
         assert not any(c.in_transaction for c in kept)
+        kept[0].close()  # closed again while idle: still kept, still open
+        assert kept[0] in engine._cook_idle
+        assert kept[0].execute("SELECT 1").fetchone() == (1,)
         next(iter(items.find(batch_size=1)))  # a read still holding one when the client closes
     finally:
         client.close()
