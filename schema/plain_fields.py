@@ -12,12 +12,13 @@ of ``python -m bench.user_path --gallery --quick``).
 ``PlainFieldExecutor.execute_field`` does exactly that for those fields, when no schema
 extension resolves fields (graphql-core's middleware: with one, every field goes through it as
 before) or every one that does is a ``RootFieldsOnly`` (its ``resolve`` hands any field below
-the root straight to the next, as the tracing extension's does), the field has no
-arguments, and the value is neither null, an error nor an awaitable; whether a field of a type
-is such a field is decided once per operation. Anything else, including a value that does
-not serialize, goes to graphql-core's own ``execute_field``, which resolves the field again
-(reading an attribute twice changes nothing) and reports its error with the field's path as
-before. ``tests/test_plain_fields.py`` compares results and errors with and without it.
+the root straight to the next, as the tracing extension's does), the field has no arguments,
+and the value is neither an error nor an awaitable (a null is returned as null for a nullable
+field); whether a field of a type is such a field is decided once per operation. Anything
+else, including a value that does not serialize, goes to graphql-core's own ``execute_field``,
+which resolves the field again (reading an attribute twice changes nothing) and reports its
+error with the field's path as before. ``tests/test_plain_fields.py`` compares results and
+errors with and without it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with basic scalar fields read and serialized directly."""
 
     _cook_nested_plain: bool | None = None  # whether the middleware leaves nested fields alone
-    _cook_fields: dict[tuple[str, str, bool], tuple[Any, Any] | None] | None = None
+    _cook_fields: dict[tuple[str, str, bool], tuple[Any, Any, bool] | None] | None = None
 
     def _cook_plain(self, resolve: Any, root: bool) -> bool:
         """Whether graphql-core's middleware would call ``resolve`` alone (for a field of the
@@ -56,8 +57,9 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _cook_plain_field(
         self, parent_type: GraphQLObjectType, name: str, root: bool
-    ) -> tuple[Any, Any] | None:
-        """``(resolver, scalar or enum type)`` of a basic scalar field read directly, or None."""
+    ) -> tuple[Any, Any, bool] | None:
+        """``(resolver, scalar or enum type, nullable)`` of a basic scalar field read directly,
+        or None."""
         field_def = parent_type.fields.get(name)  # introspection fields: not here
         if field_def is None:
             return None
@@ -65,9 +67,10 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         if not getattr(resolve, "_is_default", False) or not self._cook_plain(resolve, root):
             return None
         leaf = field_def.type
-        if is_non_null_type(leaf):
+        nullable = not is_non_null_type(leaf)
+        if not nullable:
             leaf = leaf.of_type
-        return (resolve, leaf) if is_leaf_type(leaf) else None
+        return (resolve, leaf, nullable) if is_leaf_type(leaf) else None
 
     def execute_field(
         self,
@@ -88,14 +91,14 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
             except KeyError:
                 plain = known[key] = self._cook_plain_field(parent_type, key[1], key[2])
             if plain is not None:
-                resolve, leaf = plain
+                resolve, leaf, nullable = plain
                 try:
                     value = resolve(source, None)
-                    if type(value) in PLAIN_VALUES or not (
-                        value is None
-                        or value is Undefined
-                        or isinstance(value, Exception)
-                        or self.is_awaitable(value)
+                    if value is None or value is Undefined:
+                        if nullable:
+                            return None  # as graphql-core completes it; a non-null one errs
+                    elif type(value) in PLAIN_VALUES or not (
+                        isinstance(value, Exception) or self.is_awaitable(value)
                     ):
                         return self.complete_leaf_value(leaf, value)
                 except Exception:  # noqa: BLE001, S110 - graphql-core's path reports it
