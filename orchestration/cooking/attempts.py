@@ -232,9 +232,9 @@ class Attempts:
             await self.events.relay(run.cook_id)
         return noted
 
-    async def poll_runs(self, limit: int = POLL_BATCH) -> None:
+    async def poll_runs(self, limit: int = POLL_BATCH) -> bool:
         """Ask providers about due runs (each claimed by one process), and fail the runs
-        whose deadline passed, which frees their slots."""
+        whose deadline passed, which frees their slots; whether there was any such run."""
         claimed = []
         for _ in range(limit):
             run = await self.runs.claim_poll()
@@ -243,13 +243,14 @@ class Attempts:
             if isinstance(run, Run):  # False: another process took that one; look again
                 claimed.append(run)
         await asyncio.gather(*(self._poll(run) for run in claimed))
-        for run in await self.runs.overdue():
+        for run in (overdue := await self.runs.overdue()):
             reason = "the provider gave no outcome by the deadline"
             await self.report_run(run.provider, run.run_id, Failure(reason, retryable=True))
-        for run in await self.runs.unapplied(older_than_seconds=self.policy.tick_seconds * 4):
+        for run in (unapplied := await self.runs.unapplied(self.policy.tick_seconds * 4)):
             assert run.outcome is not None
             await self._complete(run.cook_id, run.piece_id, run.attempt, run.outcome)
             await self.runs.mark_applied(run.key)
+        return bool(claimed or overdue or unapplied)
 
     async def _poll(self, run: Run) -> None:
         spec = self.toolbox.get(run.provider)

@@ -17,7 +17,6 @@ lease and unrelayed event in the database.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from orchestration.art.engine import (
     unique_capacity,
 )
 from orchestration.base.background import Background
+from orchestration.base.pace import Pace
 from orchestration.base.policy import SEED_BOUND, CookPolicy
 from orchestration.base.tools import Toolbox, ToolSpec
 from orchestration.catalog.collections import CollectionSpec, CollectionStore, GeneratorKind
@@ -90,6 +90,7 @@ class Orchestrator:
         self.casts = generators.casts
         self.deliveries = generators.deliveries
         self._background = Background(log)
+        self.pace = Pace(policy.tick_seconds)
         self.completion = Completion(cooks, pieces, events, self.kick, self.relay_soon)
         self.attempts = Attempts(
             self.toolbox,
@@ -254,7 +255,8 @@ class Orchestrator:
         return await self.reviewer.set_excluded(principal, piece_ids, excluded)
 
     def kick(self, cook_id: str) -> None:
-        """Fill the cook's free slots soon, in this process."""
+        """Fill the cook's free slots soon, in this process (and sweep at the tick's pace)."""
+        self.pace.wake()
         self.scheduler.kick(cook_id)
 
     def relay_soon(self, cook_id: str) -> None:
@@ -280,42 +282,54 @@ class Orchestrator:
     async def report_progress(self, provider: str, run_id: str, status: str) -> bool:
         return await self.attempts.report_progress(provider, run_id, status)
 
-    async def poll_runs(self) -> None:
-        await self.attempts.poll_runs()
+    async def poll_runs(self) -> bool:
+        return await self.attempts.poll_runs()
 
     # --- the sweeper ----------------------------------------------------------------------
 
-    async def tick(self) -> None:
-        """One pass of the background work. Safe in every process at once."""
-        for chore in (self.poll_runs, self.deliveries.forget_old, self.relay_all):
+    async def tick(self) -> bool:
+        """One pass of the background work; whether it found any (see ``base/pace.py``).
+        Safe in every process at once."""
+        busy = False
+        for chore in (self.poll_runs, self.relay_all):
             try:
-                await chore()
+                busy = await chore() or busy
             except Exception:  # a provider's or a chore's failure must not stop the sweeper
                 log.exception("%s failed; trying again next tick", chore.__name__)
-        for piece_id, cook_id, attempt in await self.pieces.expired_leases():
+                busy = True  # keep trying at the tick's pace
+        try:
+            await self.deliveries.forget_old()
+        except Exception:
+            log.exception("forgetting old webhook deliveries failed; trying again next tick")
+        for piece_id, cook_id, attempt in (expired := await self.pieces.expired_leases()):
             await self.complete(
                 cook_id, piece_id, attempt, Failure("the attempt's lease expired", retryable=True)
             )
-        for cook_id in await self.cooks.running_ids(ACTIVE):
+        for cook_id in (active := await self.cooks.running_ids(ACTIVE)):
             self.kick(cook_id)
-        for cook_id in await self.pieces.waiting_cook_ids():
+        for cook_id in (waiting := await self.pieces.waiting_cook_ids()):
             cook = await self.cooks.load(cook_id)
             if cook is None or cook.status not in (CookStatus.RUNNING, CookStatus.PAUSED):
                 await self.pieces.cancel_waiting(cook_id)
+        return busy or bool(expired or active or waiting)
 
-    async def relay_all(self) -> None:
-        """Relay the recorded events of every cook that has some (of any process)."""
-        for cook_id in await self.events.unlogged_cook_ids():
+    async def relay_all(self) -> bool:
+        """Relay the recorded events of every cook that has some (of any process); whether
+        there were any."""
+        cook_ids = await self.events.unlogged_cook_ids()
+        for cook_id in cook_ids:
             await self.events.relay(cook_id)
+        return bool(cook_ids)
 
     async def run(self) -> None:
-        """Tick forever (started by the app's lifespan)."""
+        """Pass forever, at the pace of what there is to do (started by the app's lifespan)."""
         while True:
+            busy = True
             try:
-                await self.tick()
+                busy = await self.tick()
             except Exception:
                 log.exception("scheduler tick failed; trying again")
-            await asyncio.sleep(self.policy.tick_seconds)
+            await self.pace.rest(busy)
 
     async def stop(self) -> None:
         """Stop in-process work. In-flight pieces keep their leases and are taken over later."""

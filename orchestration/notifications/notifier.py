@@ -4,7 +4,8 @@ Nothing here is authoritative: every step is a conditional update in the databas
 ``fanout.py`` and ``deliveries.py``), so the notifiers of many processes run at once and a
 process that dies loses nothing. A transition that ends a cook or an export *kicks* this
 process's notifier, so the delivery usually leaves at once; every process also passes every
-``tick_seconds`` and finds whatever another process left behind.
+``tick_seconds`` (longer while it finds nothing: ``base/pace.py``) and finds whatever another
+process left behind, and every retry that has come due.
 
 A failed attempt is tried again on the retry schedule (``schedule.py``); once the schedule
 is spent the delivery is failed, and an endpoint whose deliveries fail ``disable_after_failed``
@@ -27,6 +28,7 @@ from domain.errors import Conflict
 from domain.principal import Principal
 from orchestration.base import clock, metrics
 from orchestration.base.limit_storage import LimitStorage
+from orchestration.base.pace import Pace
 from orchestration.cooking.pieces import PieceStore
 from orchestration.notifications.addresses import IPAddress, Resolver, system_resolver
 from orchestration.notifications.config import NotificationConfig
@@ -54,6 +56,8 @@ class Notifier:
         self._sender: Sender | None = None  # made on first use, inside the event loop
         self._pass: asyncio.Task[None] | None = None
         self._again = False
+        self._busy = False  # whether the passes since ``run`` last rested found work
+        self._pace = Pace(config.tick_seconds)
         self._rate = parse(config.send_rate_limit)
         # Bounded and failing open like every other limit (orchestration/base/limit_storage.py).
         self._limits = LimitStorage(config.rate_limit_storage_uri)
@@ -96,6 +100,10 @@ class Notifier:
     def kick(self) -> None:
         """Fan out and send soon, in this process (one pass at a time; a kick during a pass
         makes it go round again)."""
+        self._pace.wake()
+        self._start_pass()
+
+    def _start_pass(self) -> None:
         if self._pass is not None and not self._pass.done():
             self._again = True
             return
@@ -105,24 +113,28 @@ class Notifier:
         while True:
             self._again = False
             try:
-                await self.tick()
+                self._busy = await self.tick() or self._busy
             except Exception:
                 log.exception("notifier pass failed; the next tick tries again")
+                self._busy = True
             if not self._again:
                 return
 
     async def run(self) -> None:
-        """Pass every ``tick_seconds`` forever (started by the app's lifespan)."""
+        """Pass forever, at the pace of what there is to do (started by the app's lifespan;
+        see ``base/pace.py``)."""
         while True:
-            self.kick()
+            self._busy = False
+            self._start_pass()
             if self._pass is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._pass)
-            await asyncio.sleep(self.config.tick_seconds)
+            await self._pace.rest(self._busy)
 
-    async def tick(self) -> None:
-        """Fan out what ended, then send every due delivery, a few at once."""
-        await self.fanout.relay_all()
+    async def tick(self) -> bool:
+        """Fan out what ended, then send every due delivery, a few at once; whether there
+        was anything to do."""
+        busy = bool(await self.fanout.relay_all())
         slots = asyncio.Semaphore(self.config.max_in_flight)
         async with asyncio.TaskGroup() as group:
             while True:
@@ -131,7 +143,9 @@ class Notifier:
                 if claimed is None:
                     slots.release()
                     break
+                busy = True
                 group.create_task(self._attempt(*claimed, slots))
+        return busy
 
     async def _attempt(self, delivery: Delivery, token: str, slots: asyncio.Semaphore) -> None:
         try:

@@ -36,6 +36,7 @@ from orchestration.art.engine import Config
 from orchestration.base import clock
 from orchestration.base import notify_marker as marker
 from orchestration.base.background import Background
+from orchestration.base.pace import Pace
 from orchestration.base.pagination import Page, newest_first
 from orchestration.base.policy import SEED_BOUND
 from orchestration.base.scope import owned
@@ -114,7 +115,7 @@ class Exporter:
         self._cooks = cooks
         self._pieces = pieces
         self._lease = timedelta(seconds=lease_seconds)
-        self._tick_seconds = tick_seconds
+        self._pace = Pace(tick_seconds)
         self._background = Background(log)
         self.on_end: Callable[[], None] = lambda: None  # the notifier's kick (Services sets it)
 
@@ -205,24 +206,30 @@ class Exporter:
 
     def kick(self) -> None:
         """Work on pending exports soon, in this process."""
+        self._pace.wake()
         self._background.spawn(self.tick())
 
     async def run(self) -> None:
-        """Claim and build exports forever (started by the app's lifespan)."""
+        """Claim and build exports forever, at the pace of what there is to do (started by
+        the app's lifespan; see ``base/pace.py``)."""
         while True:
+            busy = True
             try:
-                await self.tick()
+                busy = await self.tick()
             except Exception:
                 log.exception("export tick failed; trying again")
-            await asyncio.sleep(self._tick_seconds)
+            await self._pace.rest(busy)
 
-    async def tick(self) -> None:
-        """Give up on jobs that crashed too often, then build every job there is to claim."""
-        await self._give_up_on_crashed()
+    async def tick(self) -> bool:
+        """Give up on jobs that crashed too often, then build every job there is to claim;
+        whether there was any."""
+        busy = await self._give_up_on_crashed()
         while (claimed := await self._claim()) is not None:
+            busy = True
             await self._build(*claimed)
+        return busy
 
-    async def _give_up_on_crashed(self) -> None:
+    async def _give_up_on_crashed(self) -> bool:
         at = clock.now()
         gave_up = await self._jobs.update_many(
             {
@@ -243,6 +250,7 @@ class Exporter:
         )
         if gave_up.modified_count:
             self.on_end()
+        return bool(gave_up.modified_count)
 
     async def _claim(self) -> tuple[Export, str] | None:
         at = clock.now()
