@@ -20,7 +20,7 @@ from pymongo.errors import InvalidOperation
 from orchestration.base.tools import Submitted, ToolCall, ToolSpec
 from orchestration.generators import providers
 from schema.rate_limits import OPERATION_LIMITS
-from service import embedded_explain
+from service import collector, embedded_explain
 from service.embedded_db import EmbeddedDatabase
 from service.settings import Settings
 from tests.api import Api, running_app
@@ -45,6 +45,14 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     return (os.process_cpu_count() or 1) + 1
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Each test worker's collector tuned as ``cook serve``'s is (``service/collector.py``):
+    what collection built (modules, test functions, parametrized values) frozen, and full
+    collections rare. The collector took about a tenth of the workers' CPU; half of that
+    was walking what collection left, again and again."""
+    collector.tune()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
