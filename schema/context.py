@@ -12,6 +12,7 @@ from domain.errors import Unauthenticated
 from domain.principal import Principal
 from orchestration.services import Services
 from resolvers.loaders import Loaders
+from schema.rate_limits import OperationLimiter
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Context(BaseContext):
     principal: Principal | None = None
     auth_error: Unauthenticated | None = None
     client_address: str | None = None  # whom an anonymous caller's rate limits count against
+    limiter: OperationLimiter | None = None  # the app's operation rate limits (none: unlimited)
     _loaders: Loaders | None = None
     # WebSocket only: the connection_init payload, and the task closing the socket at expiry.
     connection_params: dict[str, object] | None = None

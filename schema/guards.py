@@ -42,15 +42,14 @@ from schema.rate_limits import OperationLimiter, caller_key
 type ExtensionFactory = Callable[[], SchemaExtension]
 
 
-def guard_extensions(
-    limits: QueryLimits, limiter: OperationLimiter | None
-) -> list[ExtensionFactory]:
+def guard_extensions(limits: QueryLimits) -> list[ExtensionFactory]:
     """The schema's limiter extensions, as factories (a fresh instance per operation, sharing
-    the schema's ``DocumentCache``)."""
+    the schema's ``DocumentCache``). The operation limits are charged to the limiter the
+    request's context carries (its app's), so that one schema serves every app."""
     documents = DocumentCache()
     return [
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        partial(OperationGuard, limits=limits, limiter=limiter, documents=documents),
+        partial(OperationGuard, limits=limits, documents=documents),
     ]
 
 
@@ -67,12 +66,10 @@ class OperationGuard(SchemaExtension):
         self,
         *,
         limits: QueryLimits,
-        limiter: OperationLimiter | None,
         documents: DocumentCache | None = None,
     ) -> None:
         self.limits = limits
         self.report = CostReport(maximum=limits.max_cost)
-        self.limiter = limiter
         self.documents = documents or DocumentCache()
         self._caller = ""
 
@@ -125,10 +122,11 @@ class OperationGuard(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
         principal = getattr(ctx.context, "principal", None)
+        limiter: OperationLimiter | None = getattr(ctx.context, "limiter", None)
         # Authentication is decided first: every limited field is for signed-in callers only,
         # so an anonymous or invalid-token operation is refused UNAUTHENTICATED by its fields
         # and never spends a budget (its address's, or anyone else's).
-        if principal and self.limiter is not None and ctx.graphql_document is not None:
+        if principal and limiter is not None and ctx.graphql_document is not None:
             who = caller_key(principal.subject, getattr(ctx.context, "client_address", None))
             try:
                 document, name = ctx.graphql_document, ctx.operation_name
@@ -138,7 +136,7 @@ class OperationGuard(SchemaExtension):
                     roots = self.documents.roots.get_or_make(
                         (ctx.query, name), lambda: root_fields(document, name)
                     )
-                await self.limiter.charge(who, roots)
+                await limiter.charge(who, roots)
             except RateLimited as exc:
                 refused = GraphQLError(exc.message, original_error=exc)
                 if ctx.operation_type is OperationType.SUBSCRIPTION:

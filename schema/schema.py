@@ -33,7 +33,6 @@ from schema.layer_types import LayerSet
 from schema.node import Node
 from schema.preview_types import LayerPreview
 from schema.query_cost import QueryLimits
-from schema.rate_limits import OperationLimiter
 from schema.scalars import JSON_SCALAR
 from schema.shared_events import SharedEventExecutor
 from schema.spell_types import Spell, SpellConnection
@@ -151,7 +150,6 @@ class CookSchema(strawberry.Schema):
 
 def build_schema(
     limits: QueryLimits | None = None,
-    limiter: OperationLimiter | None = None,
     *,
     field_suggestions: bool = True,
     extensions: Sequence[Callable[[], SchemaExtension]] = (),
@@ -163,7 +161,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         types=[ManualCategory, GeneratedCategory],
-        extensions=[*extensions, CodedErrors, *guard_extensions(limits or QueryLimits(), limiter)],
+        extensions=[*extensions, CodedErrors, *guard_extensions(limits or QueryLimits())],
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
         scalar_overrides={JSON: JSON_SCALAR, ByteCount: BYTE_COUNT_SCALAR},
         execution_context_class=SharedEventExecutor,
@@ -171,7 +169,7 @@ def build_schema(
 
 
 schema = build_schema()
-"""The default schema: what ``cook export-schema`` prints; the app builds its own from settings."""
+"""The default schema: what ``cook export-schema`` prints (apps: ``service.app.shared_schema``)."""
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,8 +24,9 @@ from orchestration.base.sharding import is_sharded_cluster
 from orchestration.generators.providers import ProviderContext, build_toolbox
 from orchestration.services import Services
 from orchestration.storage.media_gc import MediaCollector
+from schema.query_cost import QueryLimits
 from schema.rate_limits import OperationLimiter
-from schema.schema import build_schema, sdl
+from schema.schema import CookSchema, build_schema, sdl
 from service import observability, provider_routes, studio, trusted_documents
 from service.boundary import code_for, refusal_response
 from service.database import connect
@@ -40,6 +42,37 @@ from service.stores import MediaFactory, media_store
 log = logging.getLogger("cook.app")
 
 
+def app_schema(
+    limits: QueryLimits,
+    field_suggestions: bool,
+    metrics: bool,
+    tracing: observability.Tracing | None = None,
+) -> CookSchema:
+    """The schema an app serves: its query limits, and the extensions its settings turn on
+    (the operation metrics, tracing). It holds nothing else of the app: the operation rate
+    limits are charged to the limiter each request's context carries."""
+    operation_metrics = observability.operation_metrics(())
+    schema = build_schema(
+        limits,
+        field_suggestions=field_suggestions,
+        extensions=[
+            *([operation_metrics] if metrics else ()),
+            *(tracing.schema_extensions() if tracing else ()),
+        ],
+    )
+    operation_metrics.known = observability.known_operations(observability.root_fields(schema))
+    return schema
+
+
+@functools.lru_cache(maxsize=8)
+def shared_schema(limits: QueryLimits, field_suggestions: bool, metrics: bool) -> CookSchema:
+    """One schema for every untraced app of this process with the same settings: building one
+    costs about 17 ms of CPU, and its document cache (parses, validations and cost formulas,
+    ``schema/guards.py``) then serves them all. A process serves one app; the test suite
+    makes hundreds in each of its workers."""
+    return app_schema(limits, field_suggestions, metrics)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -52,21 +85,16 @@ def create_app(
     settings = settings or Settings()
     provider = tracer_provider or observability.tracer_provider_from_env()
     tracing = observability.Tracing(provider) if provider is not None else None
-    operation_metrics = observability.operation_metrics(())
     limit_storage = LimitStorage(
         settings.rate_limit_storage_uri, timeout=settings.rate_limit_timeout_ms / 1000
     )
     operation_limiter = OperationLimiter(settings.operation_limits(), limit_storage)
-    schema = build_schema(
-        settings.query_limits(),
-        operation_limiter,
-        field_suggestions=settings.is_development,
-        extensions=[
-            *([operation_metrics] if settings.metrics else ()),
-            *(tracing.schema_extensions() if tracing else ()),
-        ],
+    limits, suggestions = settings.query_limits(), settings.is_development
+    schema = (
+        shared_schema(limits, suggestions, settings.metrics)
+        if tracing is None
+        else app_schema(limits, suggestions, settings.metrics, tracing)
     )
-    operation_metrics.known = observability.known_operations(observability.root_fields(schema))
     http_limits = HttpLimits(settings, limit_storage)
 
     @asynccontextmanager
@@ -122,6 +150,7 @@ def create_app(
                 await limit_storage.close()
 
     app = FastAPI(title="Cook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.operation_limiter = operation_limiter  # each request's context carries it
 
     app.add_middleware(RequestGate, http_limits=http_limits)
     if settings.metrics:

@@ -62,6 +62,7 @@ async def get_context(connection: HTTPConnection) -> Context:
         services=connection.app.state.runtime.services,
         request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
         client_address=client_address(connection),
+        limiter=connection.app.state.operation_limiter,
     )
     if not isinstance(connection, WebSocket):
         context.principal = getattr(connection.state, "principal", None)

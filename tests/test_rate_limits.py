@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from schema.rate_limits import OPERATION_LIMITS
 from schema.schema import schema
+from service.app import shared_schema
 from service.settings import Settings
 from tests.api import OWNER, STRANGER, Api
 from tests.conftest import MakeApi
@@ -112,6 +113,25 @@ async def test_operation_limits_count_per_caller(make_api: MakeApi) -> None:
     error = await api.error(preview, {"c": mine["id"]}, as_=OWNER)
     assert error["extensions"]["code"] == "RATE_LIMITED"
     await api.data(preview, {"c": theirs["id"]}, as_=STRANGER)
+
+
+async def test_apps_of_one_process_share_a_schema_and_each_charges_its_own_limits(
+    make_api: MakeApi,
+) -> None:
+    """The schema holds no app's limiter (``service/app.py``, ``shared_schema``): each request
+    charges the limits of the app it reached."""
+    preview = "query($c: ID!) { previewPieces(collectionId: $c, count: 1) { seed } }"
+    built = shared_schema.cache_info().misses
+    strict = await make_api(operation_rate_limits={"previewPieces": "1/minute"})
+    generous = await make_api(operation_rate_limits={"previewPieces": "100/minute"})
+    assert shared_schema.cache_info().misses - built <= 1, "one schema for both apps"
+    mine = await strict.create_collection(as_=OWNER)
+    await strict.data(preview, {"c": mine["id"]}, as_=OWNER)
+    assert (await strict.error(preview, {"c": mine["id"]}, as_=OWNER))["extensions"]["code"] == (
+        "RATE_LIMITED"
+    )
+    for _ in range(3):
+        await generous.data(preview, {"c": mine["id"]}, as_=OWNER)
 
 
 def test_every_per_operation_limit_names_a_root_field_of_the_schema() -> None:

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 from schema.query_cost import QueryLimits
-from schema.rate_limits import OperationLimiter
 from schema.schema import build_schema, schema, sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -15,5 +14,5 @@ def test_the_checked_in_schema_file_matches_the_code() -> None:
 
 
 def test_every_schema_the_app_builds_prints_the_sdl_the_studio_serves() -> None:
-    built = build_schema(QueryLimits(max_depth=3), OperationLimiter({}), field_suggestions=False)
+    built = build_schema(QueryLimits(max_depth=3), field_suggestions=False)
     assert built.as_str() + "\n" == sdl() == schema.as_str() + "\n"
