@@ -66,6 +66,7 @@ class Sizes:
     real_badges: int  # small marks, a fourth category (more distinct images)
     cook_stored: tuple[int, ...] | None = None  # pieces stored beside a cook (None: by its size)
     floor_samples: int = orchestrator_overhead.FLOOR_SAMPLES  # of each engine command's floor
+    real_size: int = real_images.SIZE  # the real images' layers, pixels a side
 
 
 # fmt: off
@@ -80,8 +81,8 @@ QUICK = Sizes(
 # Every section at its least, with the same code paths: that each still runs and writes its
 # section (tests/test_benchmarks.py). Its figures mean nothing.
 SMOKE = Sizes(
-    8, 1, 1, 0.1, 10, (20, 40), 3, 2, [20, 40], 20, 2, 1, 4, 2, 2**12, 1, 4, 2**10,
-    2, 1, 1, 1, 4, (20, 40), 5,
+    8, 1, 1, 0.1, 10, (20,), 3, 2, [20, 40], 20, 2, 1, 4, 2, 2**12, 1, 4, 2**10,
+    2, 1, 1, 1, 4, (20, 40), 5, 256,
 )
 # fmt: on
 POLL_SECONDS = 0.1
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes.real_gridfs_files,
             sizes.real_traits,
             sizes.real_badges,
+            sizes.real_size,
         )
         top.extend(real_images.headline(real))
         section("8. Real images", real_images.report(real))

@@ -19,6 +19,9 @@ same run:
 - and GridFS alone: ``GridFSMediaStore.put`` and ``read`` of 4 MiB random files through the
   embedded server, MiB/s.
 
+The smoke run (``python -m bench --smoke``) uses 256x256 layers: the same code, a sixteenth of
+the pixels.
+
     .venv/bin/python -m bench.real_images [--pieces 12] [--gridfs-pieces 4]
 """
 
@@ -65,14 +68,14 @@ EXPORT = "mutation($c: ID!) { exportCollection(collectionId: $c) { id } }"
 EXPORT_STATE = "query($id: ID!) { export(id: $id) { status error sizeBytes downloadUrl } }"
 
 
-def noisy_layer(category: int, trait: int) -> bytes:
+def noisy_layer(category: int, trait: int, size: int = SIZE) -> bytes:
     """Random colours: opaque for the background, inside a shape for the others."""
     rng = random.Random(category * 100 + trait)
-    image = Image.frombytes("RGB", (SIZE, SIZE), rng.randbytes(SIZE * SIZE * 3))
-    mask = Image.new("L", (SIZE, SIZE), 255 if category == 0 else 0)
+    image = Image.frombytes("RGB", (size, size), rng.randbytes(size * size * 3))
+    mask = Image.new("L", (size, size), 255 if category == 0 else 0)
     if category:
-        top = SIZE // 8 * (category + trait) % (SIZE // 2)
-        box = (SIZE // 6, top, SIZE - SIZE // 6, top + SIZE // 2)
+        top = size // 8 * (category + trait) % (size // 2)
+        box = (size // 6, top, size - size // 6, top + size // 2)
         ImageDraw.Draw(mask).ellipse(box, fill=min(255, 200 + 20 * trait))
     image.putalpha(mask)
     out = io.BytesIO()
@@ -80,9 +83,9 @@ def noisy_layer(category: int, trait: int) -> bytes:
     return out.getvalue()
 
 
-def badge(n: int) -> bytes:
+def badge(n: int, size: int = SIZE) -> bytes:
     """A small mark on a clear layer (a few KiB): many of them make most pieces distinct."""
-    image = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     x, y = 16 + (n % 8) * 24, 16 + (n // 8) * 24
     ImageDraw.Draw(image).rectangle((x, y, x + 16, y + 16), fill=(255, 255 - 5 * n % 256, 0, 255))
     out = io.BytesIO()
@@ -91,15 +94,16 @@ def badge(n: int) -> bytes:
 
 
 def project(
-    traits: int = TRAITS, badges: int = BADGES
+    traits: int = TRAITS, badges: int = BADGES, size: int = SIZE
 ) -> tuple[bytes, dict[tuple[str, str], bytes]]:
-    """Three noisy categories of ``traits`` layers each, and ``badges`` small marks."""
+    """Three noisy categories of ``traits`` layers each, and ``badges`` small marks, all
+    ``size`` pixels square."""
     layers = {
-        (name, f"T{t}"): noisy_layer(c, t)
+        (name, f"T{t}"): noisy_layer(c, t, size)
         for c, name in enumerate(CATEGORIES)
         for t in range(traits)
     }
-    layers |= {("Badge", f"B{n}"): badge(n) for n in range(badges)}
+    layers |= {("Badge", f"B{n}"): badge(n, size) for n in range(badges)}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         for (category, trait), data in layers.items():
@@ -113,9 +117,10 @@ def _say(line: str) -> None:
 
 def bare_composite(layers: list[bytes]) -> int:
     """What the tool does for a piece, with nothing around it; returns the PNG's size."""
-    canvas = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
-    for data in layers:
-        canvas = Image.alpha_composite(canvas, Image.open(io.BytesIO(data)).convert("RGBA"))
+    images = [Image.open(io.BytesIO(data)).convert("RGBA") for data in layers]
+    canvas = Image.new("RGBA", images[0].size, (0, 0, 0, 0))
+    for image in images:
+        canvas = Image.alpha_composite(canvas, image)
     out = io.BytesIO()
     canvas.save(out, "PNG", compress_level=PNG_COMPRESS_LEVEL)
     return len(out.getvalue())
@@ -322,6 +327,7 @@ def measure_gridfs(files: int, size: int = 4 * MIB) -> GridFSRate:
 class RealImages:
     runs: list[StoreRun]
     gridfs: GridFSRate
+    size: int  # of the layers, in pixels a side
 
 
 def measure(
@@ -330,13 +336,14 @@ def measure(
     gridfs_files: int,
     traits: int = TRAITS,
     badges: int = BADGES,
+    size: int = SIZE,
 ) -> RealImages:
-    zipped, layers = project(traits, badges)
+    zipped, layers = project(traits, badges, size)
     runs = [
         measure_store("filesystem", pieces, zipped, layers),
         measure_store("gridfs", gridfs_pieces, zipped, layers),
     ]
-    return RealImages(runs, measure_gridfs(gridfs_files))
+    return RealImages(runs, measure_gridfs(gridfs_files), size)
 
 
 def headline(r: RealImages) -> list[str]:
@@ -364,7 +371,7 @@ def report(r: RealImages) -> list[str]:
             ]
         )
     return [
-        f"A HashLips ZIP of {first.layers} {SIZE}x{SIZE} layers, three categories of random "
+        f"A HashLips ZIP of {first.layers} {r.size}x{r.size} layers, three categories of random "
         f"colours and one of small marks ({first.zip_bytes / MIB:.1f} MiB), imported, cooked "
         "with `layers`, every piece accepted, exported and downloaded, through a `cook serve` "
         "process over HTTP, on each store in turn; bare Pillow is the same pieces' "
