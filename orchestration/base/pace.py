@@ -39,7 +39,8 @@ class Pace:
     def next_rest(self, busy: bool) -> float:
         """The rest after a pass that found work (``busy``) or found none."""
         self._idle_passes = 0 if busy else self._idle_passes + 1
-        return self.tick_seconds * min(2**self._idle_passes // 2 or 1, self.idle_ticks)
+        ticks: int = 2 ** max(self._idle_passes - 1, 0)  # 1, 1, 2, 4, ... after 0, 1, 2, 3, ...
+        return self.tick_seconds * min(ticks, self.idle_ticks)
 
     async def rest(self, busy: bool) -> None:
         """Rest after a pass. A rest of one tick is not cut short (a wake during a busy pass

@@ -291,16 +291,12 @@ class Orchestrator:
         """One pass of the background work; whether it found any (see ``base/pace.py``).
         Safe in every process at once."""
         busy = False
-        for chore in (self.poll_runs, self.relay_all):
+        for chore in (self.poll_runs, self.deliveries.forget_old, self.relay_all):
             try:
-                busy = await chore() or busy
+                busy = bool(await chore()) or busy  # forgetting old deliveries is not work
             except Exception:  # a provider's or a chore's failure must not stop the sweeper
                 log.exception("%s failed; trying again next tick", chore.__name__)
                 busy = True  # keep trying at the tick's pace
-        try:
-            await self.deliveries.forget_old()
-        except Exception:
-            log.exception("forgetting old webhook deliveries failed; trying again next tick")
         for piece_id, cook_id, attempt in (expired := await self.pieces.expired_leases()):
             await self.complete(
                 cook_id, piece_id, attempt, Failure("the attempt's lease expired", retryable=True)
