@@ -302,53 +302,66 @@ def measure_user_paths(sizes: Sizes, results: Results) -> None:
 
 
 async def seed(uri: str, collection_id: str, stored: int) -> None:
+    """Copies of the collection's first piece, after its last index, until it holds
+    ``stored`` pieces."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
         db = client["cook"]
         template = await db.pieces.find_one({"collectionId": collection_id})
+        held = await db.collections.find_one({"_id": collection_id})
         assert template is not None
-        await clone_pieces(db.pieces, template, 1, stored, status="completed", review="pending")
+        assert held is not None
+        first = held.get("nextPieceIndex", 0)
+        count = stored - await db.pieces.count_documents({"collectionId": collection_id})
+        await clone_pieces(db.pieces, template, first, count, status="completed", review="pending")
         await db.collections.update_one(
-            {"_id": collection_id}, {"$set": {"nextPieceIndex": stored + 1}}
+            {"_id": collection_id}, {"$set": {"nextPieceIndex": first + count}}
         )
     finally:
         await client.close()
 
 
-def start_cook_at(stored: int, samples: int) -> float:
-    """Median ms of ``startCook`` (each cook then cancelled) with ``stored`` pieces stored."""
+def start_cook_at(stored: tuple[int, int], samples: int) -> tuple[float, float]:
+    """Median ms of ``startCook`` (each cook then cancelled) with each number of pieces
+    ``stored`` in its collection: the smaller first, then more seeded into the same one."""
     with tempfile.TemporaryDirectory(prefix="cook-userpath-") as tmp, serve(Path(tmp)) as running:
         base, token, _, _, uri = running
-        col = collection(base, token, min(stored * 4, MAX_TOTAL_SUPPLY))
+        col = collection(base, token, min(max(stored) * 4, MAX_TOTAL_SUPPLY))
         first = run_cook(base, token, col, 1, 1)
         assert first["status"] == "COMPLETED", first
-        asyncio.run(seed(uri, col, stored - 1))
-        times = []
-        cancel = "mutation($id: ID!) { cancelCook(id: $id) { id } }"
-        for _ in range(samples):
-            began = time.perf_counter()
-            made = gql(base, token, START, {"c": col, "n": 1, "m": 1})["startCook"]
-            times.append((time.perf_counter() - began) * 1000)
-            httpx.post(  # it may have completed already: then it refuses, and that is fine
-                f"{base}/graphql",
-                json={"query": cancel, "variables": {"id": made["id"]}},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            )
-            while gql(base, token, STATUS, {"id": made["id"]})["cook"]["status"] in (
-                "RUNNING",
-                "CANCELLING",
-            ):
-                time.sleep(0.05)
-        return sorted(times)[len(times) // 2]
+        small, large = (median_start(base, token, uri, col, n, samples) for n in stored)
+        return small, large
+
+
+def median_start(base: str, token: str, uri: str, col: str, stored: int, samples: int) -> float:
+    asyncio.run(seed(uri, col, stored))
+    times = []
+    cancel = "mutation($id: ID!) { cancelCook(id: $id) { id } }"
+    for _ in range(samples):
+        began = time.perf_counter()
+        made = gql(base, token, START, {"c": col, "n": 1, "m": 1})["startCook"]
+        times.append((time.perf_counter() - began) * 1000)
+        httpx.post(  # it may have completed already: then it refuses, and that is fine
+            f"{base}/graphql",
+            json={"query": cancel, "variables": {"id": made["id"]}},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        while gql(base, token, STATUS, {"id": made["id"]})["cook"]["status"] in (
+            "RUNNING",
+            "CANCELLING",
+        ):
+            time.sleep(0.05)
+    return sorted(times)[len(times) // 2]
 
 
 def measure(sizes: Sizes) -> Results:
     results = Results(stored=sizes.stored)
     measure_user_paths(sizes, results)
     print(results, file=sys.stderr, flush=True)
-    results.start_small_ms = start_cook_at(sizes.stored[0], sizes.start_samples)
-    results.start_large_ms = start_cook_at(sizes.stored[1], sizes.start_samples)
+    results.start_small_ms, results.start_large_ms = start_cook_at(
+        sizes.stored, sizes.start_samples
+    )
     return results
 
 

@@ -13,8 +13,10 @@ files, grows with the collection (so the measure can fail).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import itertools
 import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -302,10 +304,20 @@ def measure(engine_class: type[Any], path: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("shapes")
-    small, large = root / "small.sqlite3", root / "large.sqlite3"
-    build(small, SMALL)
-    build(large, LARGE)
+    """This worker's copies of the two files. They are built once for the whole run (about 6
+    s): the first worker to ask builds them under a lock in the directory the workers share,
+    the others wait; each copies them, as the tests write to them."""
+    built = tmp_path_factory.getbasetemp().parent / f"shapes-{SMALL}-{LARGE}"
+    built.mkdir(exist_ok=True)
+    names = ("small.sqlite3", "large.sqlite3")
+    with (built / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (built / "done").exists():
+            for name, others in zip(names, (SMALL, LARGE), strict=True):
+                build(built / name, others)
+            (built / "done").touch()
+    own = tmp_path_factory.mktemp("shapes")
+    small, large = (Path(shutil.copy(built / name, own / name)) for name in names)
     return small, large
 
 

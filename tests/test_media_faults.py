@@ -55,8 +55,10 @@ class FillingUpload(FileUpload):
     async def write(self, data: bytes) -> None:
         room = self._filling.room
         if room is not None and len(data) > room:
-            await super().write(data[:room])  # what fits is written, then the disk is full
+            # full from now on, set before the write's await: set after it, it would undo a
+            # test's freeing of space while the write was under way
             self._filling.room = 0
+            await super().write(data[:room])  # what fits is written, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
         if room is not None:
             self._filling.room = room - len(data)
