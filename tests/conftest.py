@@ -3,20 +3,24 @@ its own on its worker's server, and drives the app over HTTP through its lifespa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mongoeco.cxp.exchange import projection
 from pymongo import MongoClient
-from pymongo.errors import InvalidOperation
+from pymongo.collection import Collection
+from pymongo.database import Database
 
+from orchestration.base.indexes import IGNORED
 from orchestration.base.tools import Submitted, ToolCall, ToolSpec
 from orchestration.generators import providers
 from schema.rate_limits import OPERATION_LIMITS
@@ -65,7 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # One embedded server per test worker (an xdist process), lent to each test in turn; each test
-# has a database of its own on it. After each test every database it left is dropped, and the
+# has a database of its own on it. After each test every database it left is dropped (or, if
+# its indexes are exactly the app's, emptied and given to a later test: its app's start then
+# creates no index, which was two thirds of the server's CPU for a short test), and the
 # test fails if anything of it is still connected to the server (a loop, thread or process
 # still running would act on the next test's server: docs/testing.md); the server is then
 # replaced, as it is every ``TESTS_PER_SERVER`` tests (COOK_TESTS_PER_SERVER, default 100;
@@ -73,6 +79,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # second of CPU a server takes to start; it became the default once the two engine races that
 # made shared runs fail in bursts were found and closed (service/embedded_races.py).
 TESTS_PER_SERVER = int(os.environ.get("COOK_TESTS_PER_SERVER", "100"))
+SPARE = 2  # emptied databases kept on a worker's server
 SYSTEM_DATABASES = frozenset({"admin", "config", "local"})
 LINGER_SECONDS = 5.0  # how long a closed client's connections may take to go
 
@@ -86,6 +93,13 @@ class WorkerServers:
         self.server: EmbeddedDatabase | None = None
         self.served = 0
         self.started = 0
+        self.spare: list[str] = []  # emptied databases of the app's layout, on ``server``
+        self.layout: Layout | None = None  # the app's indexes after a first start
+
+    def database(self) -> str:
+        """A name for a test's database: an emptied one of a test before, whose indexes are
+        the app's (its start then creates none), or a new one."""
+        return self.spare.pop() if self.spare else f"t_{uuid.uuid4().hex[:16]}"
 
     def lend(self) -> EmbeddedDatabase:
         process = self.server.process if self.server is not None else None
@@ -94,6 +108,7 @@ class WorkerServers:
             self.server.stop()
             self.server = None
         if self.server is None:
+            self.spare = []
             self.started += 1
             self.server = EmbeddedDatabase(self.root / f"server-{self.started}")
             self.server.start()
@@ -103,7 +118,8 @@ class WorkerServers:
 
     def give_back(self, server: EmbeddedDatabase) -> str | None:
         """After a test: what it left connected to ``server`` (which is then replaced), or
-        None once every database it left is dropped."""
+        None once every database it left is dropped, or emptied for the next test (``SPARE``
+        of them at most: ``emptied``)."""
         if server is not self.server or server.process is None or server.process.poll() is not None:
             return None  # a test that stopped or killed it: the next test gets a new one
         if self.served >= TESTS_PER_SERVER:
@@ -120,12 +136,61 @@ class WorkerServers:
         client: MongoClient[dict[str, Any]] = MongoClient(server.uri, timeoutMS=30_000)
         with client:
             for name in set(client.list_database_names()) - SYSTEM_DATABASES:
-                client.drop_database(name)
+                if len(self.spare) < SPARE and self.emptied(client[name]):
+                    self.spare.append(name)
+                else:
+                    client.drop_database(name)
         return None
+
+    def emptied(self, db: Database[dict[str, Any]]) -> bool:
+        """Empty ``db`` for the next test if it is one of the tests' databases and its indexes
+        are exactly the app's (a test that made or dropped one leaves it to be dropped); a
+        collection the app makes later (by a write) counts if it has only ``_id``'s index."""
+        if not db.name.startswith("t_"):
+            return False
+        if self.layout is None:
+            self.layout = app_layout(db.client, self.root)
+        names = db.list_collection_names()
+        for name in names:
+            indexes = layout_of(db[name])
+            if indexes != self.layout.get(name, indexes if set(indexes) == {"_id_"} else None):
+                return False
+        for name in names:
+            db[name].delete_many({})
+        return True
 
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+type Layout = dict[str, dict[str, Any]]  # collection -> index name -> its listing
+
+
+def layout_of(collection: Collection[dict[str, Any]]) -> dict[str, Any]:
+    """Its indexes as listed, but for what names the database (``ns``) or the format (``v``)."""
+    return {
+        index["name"]: {k: v for k, v in index.items() if k not in IGNORED}
+        for index in collection.list_indexes()
+    }
+
+
+def app_layout(client: MongoClient[dict[str, Any]], root: Path) -> Layout:
+    """The indexes the app makes at its start on an empty database (one start, once a worker;
+    in a thread of its own, as the caller may be inside the test's event loop)."""
+    (host, port), *_ = client.nodes
+    settings = app_settings(f"mongodb://{host}:{port}/?directConnection=true", root / "layout")
+
+    async def start() -> None:
+        async with running_app(settings) as api:
+            await api.app.state.runtime.services.orchestrator.stop()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, start()).result()
+    db = client[settings.db_name]
+    layout = {name: layout_of(db[name]) for name in db.list_collection_names()}
+    client.drop_database(settings.db_name)
+    return layout
 
 
 def port_of(uri: str) -> int:
@@ -162,12 +227,12 @@ def own_embedded(tmp_path: Path) -> Iterator[EmbeddedDatabase]:
     db.stop()
 
 
-@pytest.fixture
-def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
+def app_settings(uri: str, data_dir: Path, db_name: str | None = None) -> Settings:
+    """The settings of a test's app: its short ticks and backoffs, on ``db_name`` (or a new one)."""
     return Settings(
-        mongodb_uri=embedded.uri,
-        db_name=f"t_{uuid.uuid4().hex[:16]}",
-        data_dir=tmp_path / "data",
+        mongodb_uri=uri,
+        db_name=db_name or f"t_{uuid.uuid4().hex[:16]}",
+        data_dir=data_dir,
         env="development",
         tick_seconds=0.05,
         backoff_base_seconds=0.01,
@@ -175,17 +240,20 @@ def settings(embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture
+def settings(worker_servers: WorkerServers, embedded: EmbeddedDatabase, tmp_path: Path) -> Settings:
+    """The app's settings for a test, on a database of its own on its worker's server (one a
+    test before emptied, when there is one: ``WorkerServers.database``)."""
+    return app_settings(embedded.uri, tmp_path / "data", worker_servers.database())
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Api]:
-    """The app on ``settings``, through its lifespan, with a client; its database dropped after."""
+    """The app on ``settings``, through its lifespan, with a client (its database is emptied or
+    dropped after the test: ``WorkerServers.give_back``)."""
     async with running_app(settings) as api:
         yield api
-        runtime = api.app.state.runtime
-        await runtime.services.orchestrator.stop()
-        # Keep the server as small as one deployment's: mongoeco's per-operation catalog
-        # work grows with the number of databases and indexes in its file.
-        with contextlib.suppress(InvalidOperation):  # a test may have closed the client
-            await runtime.client.drop_database(settings.db_name)
+        await api.app.state.runtime.services.orchestrator.stop()
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from orchestration.art.traits import (
     validate_tree,
 )
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pagination import Page, newest_first
 from orchestration.base.scope import owned
 from orchestration.base.tools import Toolbox
@@ -154,7 +155,7 @@ class CollectionStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._coll.create_indexes(self.indexes())
+        await ensure_indexes(self._coll, self.indexes())
 
     async def _validate(self, principal: Principal, spec: CollectionSpec) -> None:
         """Every rule at once, then the spell: the caller's, and its categories exist."""

@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from domain.ids import new_id
 from domain.principal import Principal
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.scope import owned
 from orchestration.base.tools import MediaRef, ToolOutput
 from orchestration.cooking.pieces import Piece
@@ -79,7 +80,7 @@ class CastStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._casts.create_indexes(self.indexes())
+        await ensure_indexes(self._casts, self.indexes())
 
     async def create(self, piece: Piece, steps: tuple[Step, ...]) -> str:
         """Raises DuplicateKeyError if this attempt already has a cast."""

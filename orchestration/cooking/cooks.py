@@ -25,6 +25,7 @@ from orchestration.art.engine import Config
 from orchestration.art.traits import rules_from_doc, rules_to_doc, tree_from_doc, tree_to_doc
 from orchestration.base import clock
 from orchestration.base import notify_marker as marker
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pagination import Page, newest_first
 from orchestration.base.policy import MAX_COOK_COUNT, SEED_BOUND, CookPolicy, default_max_failures
 from orchestration.base.scope import owned
@@ -139,7 +140,7 @@ class CookStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._cooks.create_indexes(self.indexes())
+        await ensure_indexes(self._cooks, self.indexes())
 
     def check_request(self, request: CookRequest) -> list[Problem]:
         problems: list[Problem] = []

@@ -56,6 +56,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from domain.ids import new_id
 from orchestration.base import clock, metrics
+from orchestration.base.indexes import ensure_indexes
 
 type Document = dict[str, Any]
 
@@ -175,7 +176,7 @@ class EventLog:
         return [IndexModel([("cookId", ASCENDING), ("seq", ASCENDING)], name="cook_seq")]
 
     async def ensure_indexes(self) -> None:
-        await self._events.create_indexes(self.indexes())
+        await ensure_indexes(self._events, self.indexes())
 
     # --- the relay ----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from domain.ids import AccountId, new_id
 from domain.principal import Principal
 from orchestration.art.engine import Draw
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pagination import Page, check_first
 from orchestration.base.policy import CookPolicy
 from orchestration.base.scope import owned
@@ -168,7 +169,7 @@ class PieceStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._pieces.create_indexes(self.indexes())
+        await ensure_indexes(self._pieces, self.indexes())
         await self.migrate_legacy_seats()
         present = await self._pieces.index_information()
         for name in RETIRED_INDEXES.intersection(present):

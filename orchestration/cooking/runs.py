@@ -17,6 +17,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.tools import MediaRef
 from orchestration.cooking.pieces import Failure, Outcome, Success
 
@@ -56,7 +57,7 @@ class RunStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._runs.create_indexes(self.indexes())
+        await ensure_indexes(self._runs, self.indexes())
 
     async def register(
         self,

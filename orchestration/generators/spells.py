@@ -20,6 +20,7 @@ from domain.ids import AccountId, new_id
 from domain.principal import Principal
 from orchestration.art.template import Json, placeholders, validate_template
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pagination import Page, newest_first
 from orchestration.base.scope import owned
 from orchestration.base.tools import Toolbox
@@ -116,7 +117,7 @@ class SpellStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._spells.create_indexes(self.indexes())
+        await ensure_indexes(self._spells, self.indexes())
 
     async def create(self, principal: Principal, spec: SpellSpec) -> Spell:
         self._check(spec)

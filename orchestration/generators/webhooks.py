@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 
 TOLERANCE_SECONDS = 300
 MAX_BODY_BYTES = 1024 * 1024
@@ -61,7 +62,7 @@ class DeliveryLog:
         self._deliveries = db["webhook_deliveries"]
 
     async def ensure_indexes(self) -> None:
-        await self._deliveries.create_indexes([IndexModel("at", name="by_time")])
+        await ensure_indexes(self._deliveries, [IndexModel("at", name="by_time")])
 
     async def refuse_seen(self, provider: str, signed: str) -> None:
         """Raises ``Refused`` (409) if this very delivery was applied before."""

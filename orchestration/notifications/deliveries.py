@@ -31,6 +31,7 @@ from domain.errors import Conflict, NotFound
 from domain.ids import AccountId
 from domain.principal import Principal
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pagination import Page, newest_first
 from orchestration.base.scope import owned
 from orchestration.notifications.endpoints import Endpoint
@@ -102,7 +103,7 @@ class DeliveryStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._deliveries.create_indexes(self.indexes())
+        await ensure_indexes(self._deliveries, self.indexes())
 
     async def record(
         self,

@@ -25,6 +25,7 @@ from domain.errors import BadUserInput, Conflict, NotFound, Problem
 from domain.ids import AccountId, new_id
 from domain.principal import Principal
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pagination import Page, newest_first
 from orchestration.base.scope import owned
 from orchestration.notifications.addresses import (
@@ -105,7 +106,7 @@ class EndpointStore:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._endpoints.create_indexes(self.indexes())
+        await ensure_indexes(self._endpoints, self.indexes())
 
     # --- checks -------------------------------------------------------------------------
 

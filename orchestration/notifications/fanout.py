@@ -19,6 +19,7 @@ from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.base import notify_marker as marker
+from orchestration.base.indexes import ensure_indexes
 from orchestration.cooking.pieces import PieceStore
 from orchestration.notifications.deliveries import DeliveryStore, message_id_for
 from orchestration.notifications.endpoints import EndpointStore
@@ -64,14 +65,15 @@ class FanOut:
 
     async def ensure_indexes(self) -> None:
         for source in self._sources.values():
-            await source.create_indexes(
+            await ensure_indexes(
+                source,
                 [
                     IndexModel(
                         marker.FIELD,
                         name="notify_outbox",
                         partialFilterExpression={marker.FIELD: {"$exists": True}},
                     )
-                ]
+                ],
             )
 
     async def relay_all(self) -> int:

@@ -36,6 +36,7 @@ from orchestration.art.engine import Config
 from orchestration.base import clock
 from orchestration.base import notify_marker as marker
 from orchestration.base.background import Background
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pace import Pace
 from orchestration.base.pagination import Page, newest_first
 from orchestration.base.policy import SEED_BOUND
@@ -136,7 +137,7 @@ class Exporter:
         ]
 
     async def ensure_indexes(self) -> None:
-        await self._jobs.create_indexes(self.indexes())
+        await ensure_indexes(self._jobs, self.indexes())
 
     # --- user operations ----------------------------------------------------------------
 

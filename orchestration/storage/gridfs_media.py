@@ -39,6 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from orchestration.base import clock, metrics
+from orchestration.base.indexes import ensure_indexes
 from orchestration.base.tools import MediaRef
 from orchestration.storage.media import Referenced, check_digest, put_whole
 
@@ -59,20 +60,22 @@ class GridFSMediaStore:
         self._chunks = db[f"{BUCKET}.chunks"]
 
     async def ensure_indexes(self) -> None:
-        await self._files.create_indexes(
+        await ensure_indexes(
+            self._files,
             [
                 IndexModel("filename", name="one_file_per_content", unique=True),
                 IndexModel("metadata.touchedAt", name="collect_by_age"),
-            ]
+            ],
         )
-        await self._chunks.create_indexes(
+        await ensure_indexes(
+            self._chunks,
             [
                 # The name and shape GridFS itself creates, so a bucket finds it in place.
                 IndexModel(
                     [("files_id", ASCENDING), ("n", ASCENDING)], name="files_id_1_n_1", unique=True
                 ),
                 IndexModel([("n", ASCENDING), ("files_id", ASCENDING)], name="first_chunks"),
-            ]
+            ],
         )
 
     # --- writing ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.base import clock
+from orchestration.base.indexes import ensure_indexes
 from orchestration.storage.media import MediaStore
 
 type Document = dict[str, Any]
@@ -52,8 +53,9 @@ class LiveReferences:
 
     async def ensure_indexes(self) -> None:
         for collection, path in REFERENCES:
-            await self._db[collection].create_indexes(
-                [IndexModel(path, name=f"names_{path.replace('.', '_')}", sparse=True)]
+            await ensure_indexes(
+                self._db[collection],
+                [IndexModel(path, name=f"names_{path.replace('.', '_')}", sparse=True)],
             )
 
     async def names(self, digests: list[str]) -> set[str]:
