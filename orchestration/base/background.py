@@ -13,6 +13,17 @@ from collections.abc import Coroutine
 from typing import Any
 
 
+def stop_if_cancelled() -> None:
+    """In a loop that catches ``Exception`` to outlive one failed pass: stop if the task was
+    cancelled meanwhile. A library may answer a cancellation with an error of its own (PyMongo
+    closes the connection of an operation cancelled mid-reply and raises a network error), and
+    the loop, catching it, went on resting and passing: the app's stop then waited for it
+    forever (seen once in CI: the exporter's loop, "cancelling", resting again)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Background:
     def __init__(self, log: logging.Logger) -> None:
         self._log = log

@@ -33,7 +33,7 @@ from orchestration.art.engine import (
     combination_capacity,
     unique_capacity,
 )
-from orchestration.base.background import Background
+from orchestration.base.background import Background, stop_if_cancelled
 from orchestration.base.pace import Pace
 from orchestration.base.policy import SEED_BOUND, CookPolicy
 from orchestration.base.tools import Toolbox, ToolSpec
@@ -324,6 +324,7 @@ class Orchestrator:
             try:
                 busy = await self.tick()
             except Exception:
+                stop_if_cancelled()
                 log.exception("scheduler tick failed; trying again")
             await self.pace.rest(busy)
 

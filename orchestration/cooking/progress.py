@@ -33,6 +33,7 @@ from pymongo.errors import PyMongoError
 
 from domain.errors import BadUserInput
 from domain.principal import Principal
+from orchestration.base.background import stop_if_cancelled
 from orchestration.base.single_flight import SingleFlight
 from orchestration.cooking.cooks import CookHead, CookStore
 from orchestration.cooking.events import MAX_EVENTS_PAGE, Event, EventLog
@@ -176,6 +177,7 @@ class ProgressFeed:
                 try:
                     await self.poll_once()
                 except Exception:  # the feed must outlive any one bad read
+                    stop_if_cancelled()
                     log.warning("progress poll failed; retrying next tick", exc_info=True)
         finally:
             watcher.cancel()

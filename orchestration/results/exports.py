@@ -35,7 +35,7 @@ from domain.principal import Principal
 from orchestration.art.engine import Config
 from orchestration.base import clock
 from orchestration.base import notify_marker as marker
-from orchestration.base.background import Background
+from orchestration.base.background import Background, stop_if_cancelled
 from orchestration.base.indexes import ensure_indexes
 from orchestration.base.pace import Pace
 from orchestration.base.pagination import Page, newest_first
@@ -218,6 +218,7 @@ class Exporter:
             try:
                 busy = await self.tick()
             except Exception:
+                stop_if_cancelled()
                 log.exception("export tick failed; trying again")
             await self._pace.rest(busy)
 

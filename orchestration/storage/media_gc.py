@@ -27,6 +27,7 @@ from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from orchestration.base import clock
+from orchestration.base.background import stop_if_cancelled
 from orchestration.base.indexes import ensure_indexes
 from orchestration.storage.media import MediaStore
 
@@ -114,5 +115,6 @@ class MediaCollector:
             try:
                 await self.collect()
             except Exception:
+                stop_if_cancelled()
                 log.exception("collecting stored media failed; trying again")
             await asyncio.sleep(self._every)
