@@ -30,7 +30,7 @@ import sqlite3
 import threading
 from typing import Any
 
-from service.embedded_writes import NamespacedIndexesEngine
+from service.embedded_index_builds import IndexBuildsEngine
 
 log = logging.getLogger("service.embedded_db")
 
@@ -38,8 +38,8 @@ POLL_SECONDS = 0.05
 BACKSTOP_PAGES = 4096  # 16 MiB of 4 KiB pages: a writer checkpoints only past this
 
 
-class CheckpointedEngine(NamespacedIndexesEngine):
-    """``NamespacedIndexesEngine`` whose WAL is checkpointed by a thread (module docstring)."""
+class CheckpointedEngine(IndexBuildsEngine):
+    """``IndexBuildsEngine`` whose WAL is checkpointed by a thread (module docstring)."""
 
     cook_background_checkpoints = True  # the tests switch it off to show it matters
 
