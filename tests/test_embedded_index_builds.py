@@ -119,6 +119,13 @@ class Comparisons:
         monkeypatch.setattr(SQLiteEngine, "_unique_index_conflict", counted)
 
 
+def pieces(client: Any, stored: int) -> Any:
+    """A collection of ``stored`` pieces, each with a seat of its own."""
+    collection = client.db.pieces
+    collection.insert_many([{"_id": f"pc_{n}", "seat": f"ck:{n}"} for n in range(stored)])
+    return collection
+
+
 @pytest.mark.parametrize("session", [False, True], ids=["no session", "a session (the wire's)"])
 def test_a_unique_build_compares_no_pair_where_mongoeco_compares_every_one(
     clients: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, session: bool
@@ -126,8 +133,7 @@ def test_a_unique_build_compares_no_pair_where_mongoeco_compares_every_one(
     stored = 300
     counted = []
     for client in clients:
-        collection = client.db.pieces
-        collection.insert_many([{"_id": f"pc_{n}", "seat": f"ck:{n}"} for n in range(stored)])
+        collection = pieces(client, stored)
         comparisons = Comparisons(monkeypatch)
         if session:
             with client.start_session() as s:
@@ -145,8 +151,7 @@ def test_a_duplicate_is_found_with_the_comparisons_of_its_own_documents(
     stored = 300
     results = []
     for client in clients:
-        collection = client.db.pieces
-        collection.insert_many([{"_id": f"pc_{n}", "seat": f"ck:{n}"} for n in range(stored)])
+        collection = pieces(client, stored)
         collection.insert_one({"_id": "pc_late", "seat": "ck:150"})
         comparisons = Comparisons(monkeypatch)
         results.append((outcome(collection, [("seat", 1)], {}), comparisons.count))
