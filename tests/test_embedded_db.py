@@ -3,6 +3,7 @@ refused, and acknowledged writes surviving a SIGKILL."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import statistics
 import time
@@ -22,9 +23,12 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from service.embedded_checkpoints import CheckpointedEngine
 from service.embedded_db import DATABASE_FILE, EmbeddedDatabase, insert_fix_applies
 
-GROWN_SIZE = 10_000
+# mongoeco's insert without the fix: 5x an empty collection's at 1,000 documents, 10x at 2,000
+# (it scans the collection), so 3,000 tells as well as 10,000 at a third of the filling (10,000
+# under COOK_SOAK=1).
+GROWN_SIZE = 10_000 if os.environ.get("COOK_SOAK") == "1" else 3_000
 SAMPLES = 60
-ALLOWED_GROWTH = 3.0  # median insert at 10,000 documents vs. into an empty collection
+ALLOWED_GROWTH = 3.0  # median insert at GROWN_SIZE documents vs. into an empty collection
 
 
 @pytest.fixture
@@ -68,7 +72,7 @@ def test_the_insert_fix_is_active_on_the_pinned_mongoeco_version() -> None:
 
 
 @pytest.mark.slow
-def test_insert_latency_at_ten_thousand_documents_stays_within_a_small_factor_of_empty(
+def test_insert_latency_at_thousands_of_documents_stays_within_a_small_factor_of_empty(
     client: MongoClient[dict[str, Any]],
 ) -> None:
     database = client[f"flat_{uuid.uuid4().hex[:8]}"]

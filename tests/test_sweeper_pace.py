@@ -76,12 +76,29 @@ def passes(api: Api) -> Iterator[Passes]:
 
 def test_a_pass_that_found_work_rests_a_tick_and_each_idle_one_twice_as_long_up_to_a_cap() -> None:
     pace = Pace(1.0)
+    assert pace.next_rest(busy=True) == 1
     assert [pace.next_rest(busy=False) for _ in range(6)] == [1, 2, 4, 8, 8, 8]
     assert IDLE_TICKS == 8
     assert pace.next_rest(busy=True) == 1
     assert [pace.next_rest(busy=False) for _ in range(3)] == [1, 2, 4]
     pace.wake()
     assert pace.next_rest(busy=False) == 1
+
+
+def test_a_new_sweeper_that_finds_nothing_rests_the_longest_at_once() -> None:
+    pace = Pace(1.0)
+    assert [pace.next_rest(busy=False) for _ in range(3)] == [8, 8, 8]
+    pace.wake()
+    assert pace.next_rest(busy=False) == 1
+
+
+async def test_a_services_sweepers_pass_once_at_its_start_then_rest_while_nothing_is_under_way(
+    passes: Passes,
+) -> None:
+    # The app has just started (a pass at once). Ramping up from a tick, each sweeper passed
+    # four or five times in the next second (0.1, 0.2, 0.4, 0.8 s...); now at most twice.
+    counted = await passes.over(1.0)
+    assert all(count <= 2 for count in counted.values()), counted
 
 
 async def test_a_wake_ends_a_long_rest_at_once_but_not_a_rest_of_one_tick() -> None:

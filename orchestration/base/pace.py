@@ -9,11 +9,15 @@ suite: about 0.4 of a core between the API and the embedded server, for nothing)
 
 A sweeper's ``Pace`` rests one tick after a pass that found work; after each pass that found
 none, twice as long as after the one before, up to ``IDLE_TICKS`` ticks (4 s at the default
-tick of 0.5 s). Work this process starts itself (a cook started or resumed, an export, a
-delivery) calls ``wake``, which ends a long rest at once; work another process left is found
-at the latest ``IDLE_TICKS`` ticks later. While anything is under way (a cook running or
-paused, a run to poll, a lease to reap, an event to relay), every pass finds it, so the pace
-stays at one tick. The pace is a hint about timing only: nothing is decided by it.
+tick of 0.5 s). A new sweeper counts as idle: its first pass runs at once (whatever a dead
+process left is found at the start), and if it finds nothing, the rest after it is the longest;
+ramping up from one tick at a start with nothing under way was three more passes of every
+sweeper in its first half second, for nothing. Work this process starts itself (a cook started
+or resumed, an export, a delivery) calls ``wake``, which ends a long rest at once; work
+another process left is found at the latest ``IDLE_TICKS`` ticks later. While anything is under
+way (a cook running or paused, a run to poll, a lease to reap, an event to relay), every pass
+finds it, so the pace stays at one tick. The pace is a hint about timing only: nothing is
+decided by it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ class Pace:
     def __init__(self, tick_seconds: float, idle_ticks: int = IDLE_TICKS) -> None:
         self.tick_seconds = tick_seconds
         self.idle_ticks = idle_ticks
-        self._idle_passes = 0
+        self._idle_passes = self._longest = (idle_ticks - 1).bit_length() + 1
         self._woken = asyncio.Event()
 
     def wake(self) -> None:
@@ -38,7 +42,7 @@ class Pace:
 
     def next_rest(self, busy: bool) -> float:
         """The rest after a pass that found work (``busy``) or found none."""
-        self._idle_passes = 0 if busy else self._idle_passes + 1
+        self._idle_passes = 0 if busy else min(self._idle_passes + 1, self._longest)
         ticks: int = 2 ** max(self._idle_passes - 1, 0)  # 1, 1, 2, 4, ... after 0, 1, 2, 3, ...
         return self.tick_seconds * min(ticks, self.idle_ticks)
 
