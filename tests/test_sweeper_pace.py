@@ -104,7 +104,7 @@ async def test_a_services_sweepers_pass_once_at_its_start_then_rest_while_nothin
 async def test_a_wake_ends_a_long_rest_at_once_but_not_a_rest_of_one_tick() -> None:
     pace = Pace(0.2)
     for _ in range(3):
-        pace.next_rest(busy=False)  # the next rest is 0.8 s
+        pace.next_rest(busy=False)  # the next rest is 1.6 s
     asyncio.get_running_loop().call_later(0.05, pace.wake)
     began = time.monotonic()
     await pace.rest(busy=False)

@@ -32,19 +32,22 @@ class Pace:
     def __init__(self, tick_seconds: float, idle_ticks: int = IDLE_TICKS) -> None:
         self.tick_seconds = tick_seconds
         self.idle_ticks = idle_ticks
-        self._idle_passes = self._longest = (idle_ticks - 1).bit_length() + 1
+        self._idle_rest = idle_ticks  # ticks to rest after the next pass that finds nothing
         self._woken = asyncio.Event()
 
     def wake(self) -> None:
         """Work was started in this process: end a long rest now, and go back to ticks."""
-        self._idle_passes = 0
+        self._idle_rest = 1
         self._woken.set()
 
     def next_rest(self, busy: bool) -> float:
         """The rest after a pass that found work (``busy``) or found none."""
-        self._idle_passes = 0 if busy else min(self._idle_passes + 1, self._longest)
-        ticks: int = 2 ** max(self._idle_passes - 1, 0)  # 1, 1, 2, 4, ... after 0, 1, 2, 3, ...
-        return self.tick_seconds * min(ticks, self.idle_ticks)
+        if busy:
+            self._idle_rest = 1
+            return self.tick_seconds
+        ticks = self._idle_rest  # 1, 2, 4, ... after work; the longest at the start
+        self._idle_rest = min(ticks * 2, self.idle_ticks)
+        return self.tick_seconds * ticks
 
     async def rest(self, busy: bool) -> None:
         """Rest after a pass. A rest of one tick is not cut short (a wake during a busy pass
